@@ -1,0 +1,1 @@
+"""Shared data models: Desired (manifests), Observed (tenant), Plan. Pure data, no I/O."""

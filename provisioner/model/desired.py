@@ -1,0 +1,81 @@
+"""Desired state: what the manifests declare, after loading, defaults and merging. Pure data.
+
+`None` on a user field always means "omitted: not managed, leave the tenant as it is"; an explicit value
+is managed. UPNs are compared case-insensitively through `DesiredUser.key`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Unlisted = Literal["ignore", "remove"]
+PaygFunding = Literal["communicationsCredits", "postUsage"]
+
+# Calling Plan ids of the manifest format (CONTRACT §2); `sku:<skuPartNumber>` is also accepted.
+CALLING_PLAN_IDS: tuple[str, ...] = ("none", "domestic", "domestic-120", "domestic-240", "international", "payg")
+
+
+@dataclass(frozen=True, order=True)
+class Source:
+    """Where something was declared: a manifest file and 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    unlisted: Unlisted = "ignore"
+    max_removals: int = 10
+    payg_funding: PaygFunding = "communicationsCredits"
+    phone_system_sku: str = "MCOEV"
+
+
+@dataclass(frozen=True)
+class DesiredUser:
+    """One user entry, defaults of its file already applied.
+
+    usage_location: ISO 3166 alpha-2, upper case; None = not managed.
+    calling_plan: one of CALLING_PLAN_IDS or "sku:<skuPartNumber>"; None = not managed.
+    phone_system: True/False as declared; None = not declared. Use `wants_phone_system` for the effective value.
+    communications_credits: True/False as declared; None = not declared (payg + communicationsCredits implies True).
+    """
+
+    upn: str
+    source: Source
+    usage_location: str | None = None
+    calling_plan: str | None = None
+    phone_system: bool | None = None
+    communications_credits: bool | None = None
+
+    @property
+    def key(self) -> str:
+        return self.upn.lower()
+
+    @property
+    def wants_phone_system(self) -> bool | None:
+        """Effective Phone System wish: declared value, else True when a Calling Plan other than none is declared."""
+        if self.phone_system is not None:
+            return self.phone_system
+        if self.calling_plan is not None and self.calling_plan != "none":
+            return True
+        return None
+
+
+@dataclass(frozen=True)
+class Desired:
+    """All manifests merged. `users` is sorted by `key`; `files` lists every manifest read, sorted."""
+
+    users: tuple[DesiredUser, ...]
+    policy: Policy = field(default_factory=Policy)
+    tenant: str | None = None
+    files: tuple[str, ...] = ()
+    # A catalog override named by a manifest `catalog:` key (path resolved relative to that manifest), if any.
+    catalog_path: str | None = None
+
+    def by_key(self) -> dict[str, DesiredUser]:
+        return {u.key: u for u in self.users}
