@@ -1,0 +1,137 @@
+"""Is a saved plan still true? Re-read what it depends on and name every change since it was made.
+
+Reads only: the tenant, the touched users (by id, one batched read) and the SKUs. Everything after the
+reads is a pure comparison (`compare`), so it is tested without a tenant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from provisioner.model.observed import Sku, TenantInfo, User
+from provisioner.model.plan import Plan, UserPrecondition
+
+# A subscription in these states still lets Graph assign its seats.
+_ASSIGNABLE = frozenset({"enabled", "warning"})
+
+
+class StaleReader(Protocol):
+    def tenant_info(self) -> TenantInfo: ...
+    def read_users_by_id(self, ids: Sequence[str]) -> Mapping[str, User]: ...
+    def read_skus(self) -> Sequence[Sku]: ...
+
+
+def check_stale(plan: Plan, conn: Any) -> list[str]:
+    """Every change, in words, between the tenant now and the state `plan` was computed from; [] if none."""
+    tenant = conn.tenant_info()
+    if tenant.id.lower() != plan.tenant_id.lower():
+        # Nothing else is worth reading: every id in the plan belongs to another tenant.
+        return [_tenant_mismatch(plan, tenant)]
+    ids = sorted({p.user_id for p in plan.user_preconditions} | {a.user_id for a in plan.actions})
+    users = dict(conn.read_users_by_id(ids)) if ids else {}
+    skus = tuple(conn.read_skus())
+    return compare(plan, tenant, users, skus)
+
+
+def compare(plan: Plan, tenant: TenantInfo, users: Mapping[str, User], skus: Sequence[Sku]) -> list[str]:
+    """Pure: the changes between what `plan` recorded and the given current tenant state."""
+    if tenant.id.lower() != plan.tenant_id.lower():
+        return [_tenant_mismatch(plan, tenant)]
+    names = _sku_names(plan, skus)
+    changes: list[str] = []
+    pre_by_id = {p.user_id: p for p in plan.user_preconditions}
+    for pre in sorted(pre_by_id.values(), key=lambda p: p.upn.lower()):
+        changes += _user_changes(pre, users.get(pre.user_id), names)
+    # A plan without recorded preconditions for a user (older planners) is checked against its own actions.
+    for upn, user_id in sorted({(a.upn, a.user_id) for a in plan.actions if a.user_id not in pre_by_id}):
+        changes += _action_changes(plan, upn, users.get(user_id), names)
+    changes += _seat_changes(plan, skus)
+    return changes
+
+
+def _tenant_mismatch(plan: Plan, tenant: TenantInfo) -> str:
+    return (
+        f"the plan was made for tenant {plan.tenant_name or '?'} ({plan.tenant_id}), "
+        f"but this is tenant {tenant.display_name} ({tenant.id})"
+    )
+
+
+def _sku_names(plan: Plan, skus: Sequence[Sku]) -> dict[str, str]:
+    names = {s.sku_id.lower(): s.part_number for s in plan.seats if s.sku_id}
+    names.update({s.sku_id.lower(): s.part_number for s in plan.seat_preconditions})
+    for a in plan.actions:
+        names.update({r.sku_id.lower(): r.part_number for r in (*a.add, *a.remove)})
+    names.update({s.sku_id.lower(): s.part_number for s in skus})
+    return names
+
+
+def _licenses_delta(before: set[str], now: set[str], names: Mapping[str, str]) -> str:
+    def label(sku_id: str) -> str:
+        return names.get(sku_id, sku_id)
+
+    parts = [f"+{label(s)}" for s in sorted(now - before, key=label)]
+    parts += [f"−{label(s)}" for s in sorted(before - now, key=label)]
+    return ", ".join(parts)
+
+
+def _user_changes(pre: UserPrecondition, user: User | None, names: Mapping[str, str]) -> list[str]:
+    if user is None:
+        return [f"user {pre.upn} no longer exists"]
+    out = []
+    if (user.usage_location or None) != (pre.usage_location or None):
+        out.append(
+            f"user {pre.upn}: usage location changed {pre.usage_location or '(none)'} → "
+            f"{user.usage_location or '(none)'} since the plan was made"
+        )
+    before = {s.lower() for s in pre.direct_sku_ids}
+    now = {s.lower() for s in user.direct_sku_ids}
+    if before != now:
+        out.append(
+            f"user {pre.upn}: directly assigned licenses changed ({_licenses_delta(before, now, names)})"
+        )
+    return out
+
+
+def _action_changes(plan: Plan, upn: str, user: User | None, names: Mapping[str, str]) -> list[str]:
+    if user is None:
+        return [f"user {upn} no longer exists"]
+    out = []
+    direct = {s.lower() for s in user.direct_sku_ids}
+    for a in plan.actions:
+        if a.upn != upn:
+            continue
+        if a.type == "setUsageLocation" and (user.usage_location or None) != (a.usage_location_from or None):
+            out.append(
+                f"user {upn}: usage location changed {a.usage_location_from or '(none)'} → "
+                f"{user.usage_location or '(none)'} since the plan was made"
+            )
+        gone = sorted(names.get(r.sku_id, r.part_number) for r in a.remove if r.sku_id.lower() not in direct)
+        there = sorted(names.get(r.sku_id, r.part_number) for r in a.add if r.sku_id.lower() in direct)
+        if gone or there:
+            delta = ", ".join([f"+{p}" for p in there] + [f"−{p}" for p in gone])
+            out.append(f"user {upn}: directly assigned licenses changed ({delta})")
+    return out
+
+
+def _seat_changes(plan: Plan, skus: Sequence[Sku]) -> list[str]:
+    by_id = {s.sku_id.lower(): s for s in skus}
+    out = []
+    for need in sorted(plan.seat_preconditions, key=lambda s: s.part_number):
+        sku = by_id.get(need.sku_id.lower())
+        if sku is None:
+            out.append(
+                f"SKU {need.part_number}: no longer in the tenant, the plan needs {need.free_needed} seat(s)"
+            )
+            continue
+        if sku.capability_status.lower() not in _ASSIGNABLE:
+            out.append(
+                f"SKU {need.part_number}: subscription is now {sku.capability_status}, the plan assigns it"
+            )
+        if sku.free < need.free_needed:
+            out.append(f"SKU {need.part_number}: {_free(sku.free)}, the plan needs {need.free_needed}")
+    return out
+
+
+def _free(n: int) -> str:
+    return f"{n} free seat" if n == 1 else f"{n} free seats"
