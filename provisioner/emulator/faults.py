@@ -1,0 +1,57 @@
+"""Seeded fault injection (latency, 429 throttling, 503 errors). Pure decisions plus one asyncio sleep.
+
+Determinism: every decision draws exactly three numbers from one random.Random(seed), synchronously, in the
+order requests reach the emulator, so the same seed and request sequence give the same faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FaultConfig:
+    latency_ms: float = 0
+    throttle_rate: float = 0
+    error_rate: float = 0
+    seed: int = 0
+    retry_after_s: int = 1
+
+    @property
+    def active(self) -> bool:
+        return bool(self.latency_ms or self.throttle_rate or self.error_rate)
+
+
+@dataclass(frozen=True)
+class Fault:
+    status: int  # 429 or 503
+    code: str
+    message: str
+    headers: dict[str, str]
+
+
+class FaultInjector:
+    def __init__(self, config: FaultConfig | None) -> None:
+        self.config = config or FaultConfig()
+        self._rng = random.Random(self.config.seed)
+
+    def decide(self) -> Fault | None:
+        """Draw this request's fault (or None). Call once per top-level request and per batch sub-request."""
+        c = self.config
+        if not (c.throttle_rate or c.error_rate):
+            return None
+        throttle, error, with_retry = self._rng.random(), self._rng.random(), self._rng.random()
+        if throttle < c.throttle_rate:
+            # Graph's throttling answer (learn.microsoft.com/graph/throttling): 429 + Retry-After seconds.
+            return Fault(429, "TooManyRequests", "Please retry again later.",
+                         {"Retry-After": str(c.retry_after_s)})
+        if error < c.error_rate:
+            headers = {"Retry-After": str(c.retry_after_s)} if with_retry < 0.5 else {}
+            return Fault(503, "serviceNotAvailable", "Service unavailable. Please retry later.", headers)
+        return None
+
+    async def delay(self) -> None:
+        if self.config.latency_ms > 0:
+            await asyncio.sleep(self.config.latency_ms / 1000)

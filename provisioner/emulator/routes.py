@@ -1,0 +1,419 @@
+"""The emulator's HTTP layer: a starlette app serving CONTRACT §4's Graph routes under /v1.0, $batch and stats.
+
+Impure (mutates the TenantState it is given). Rules live in rules.py, OData parsing in query.py, JSON shapes
+in render.py; this module routes, counts, injects faults and shapes Graph's responses and error bodies.
+Handlers are synchronous between awaits, so requests never interleave inside a mutation (no locks needed).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qsl, quote, unquote, urlsplit
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from provisioner.emulator import render
+from provisioner.emulator.faults import FaultConfig, FaultInjector
+from provisioner.emulator.query import (
+    SKU_PROPERTIES,
+    USER_DEFAULT,
+    USER_PROPERTIES,
+    UserFilter,
+    make_skiptoken,
+    parse_count,
+    parse_select,
+    parse_top,
+    parse_user_filter,
+    read_skiptoken,
+)
+from provisioner.emulator.rules import GraphRuleError, bad, validate_assign, validate_patch
+from provisioner.emulator.state import TenantState, User
+
+JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+MAX_BATCH = 20  # json-batching.md: "JSON batch requests are currently limited to 20 individual requests."
+STATS_KEYS = ("requests", "batches", "subRequests", "throttled", "errors", "byRoute")
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stats:
+    """What /_emulator/stats reports. `errors` counts every answer >= 400 other than 429 (top level and
+    sub-requests; a $batch envelope answered 200 is not an error even when some of its sub-requests are)."""
+
+    requests: int = 0
+    batches: int = 0
+    subRequests: int = 0  # the contract's spelling
+    throttled: int = 0
+    errors: int = 0
+    byRoute: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"requests": self.requests, "batches": self.batches, "subRequests": self.subRequests,
+                "throttled": self.throttled, "errors": self.errors, "byRoute": dict(sorted(self.byRoute.items()))}
+
+    def outcome(self, status: int) -> None:
+        if status == 429:
+            self.throttled += 1
+        elif status >= 400:
+            self.errors += 1
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def error_reply(status: int, code: str, message: str, request_id: str,
+                headers: Mapping[str, str] | None = None) -> Reply:
+    """Graph's error body: {"error": {"code", "message", "innerError": {"request-id", "date"}}}."""
+    body = {"error": {"code": code, "message": message,
+                      "innerError": {"date": _now(), "request-id": request_id, "client-request-id": request_id}}}
+    return Reply(status, orjson.dumps(body), {"Content-Type": JSON_TYPE, **dict(headers or {})})
+
+
+def _json(obj: Any, status: int = 200) -> Reply:
+    return Reply(status, orjson.dumps(obj), {"Content-Type": JSON_TYPE})
+
+
+class Emulator:
+    """The routes, caches and counters around one TenantState (one per app)."""
+
+    def __init__(self, state: TenantState, faults: FaultConfig | None, on_write: Callable[[], None] | None):
+        self.state = state
+        self.faults = FaultInjector(faults)
+        self.on_write = on_write
+        self.stats = Stats()
+        # serialized users per $select (few distinct selects in practice; bounded LRU), invalidated per user
+        self._user_cache: OrderedDict[tuple[str, ...], dict[str, bytes]] = OrderedDict()
+        # filtered user lists per (filter, state.version): paging a filter is not O(n) per page
+        self._filter_cache: OrderedDict[tuple[Any, ...], list[User]] = OrderedDict()
+
+    # -- dispatch ------------------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> tuple[str, Callable[..., Reply] | None, str | None]:
+        """(route label for stats, handler or None, user key). `path` is relative to /v1.0, decoded."""
+        parts = path.strip("/").split("/") if path.strip("/") else []
+        low = [p.lower() for p in parts]
+        if low == ["users"]:
+            return "GET /users", (self.list_users if method == "GET" else None), None
+        if len(low) == 2 and low[0] == "users":
+            label = f"{method} /users/{{id}}"
+            handler = {"GET": self.get_user, "PATCH": self.patch_user}.get(method)
+            return label, handler, parts[1]
+        if len(low) == 3 and low[0] == "users" and low[2] == "assignlicense":
+            return "POST /users/{id}/assignLicense", (self.assign_license if method == "POST" else None), parts[1]
+        if low == ["subscribedskus"]:
+            return "GET /subscribedSkus", (self.list_skus if method == "GET" else None), None
+        if low == ["organization"]:
+            return "GET /organization", (self.organization if method == "GET" else None), None
+        return f"{method} /{path.strip('/')}", None, None
+
+    def dispatch(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str],
+                 body: Any, base: str, rid: str) -> tuple[str, Reply]:
+        """Run one Graph request (top level or batch sub-request): route, fault, handle. Never raises."""
+        label, handler, key = self.route(method, path)
+        self.stats.byRoute[label] = self.stats.byRoute.get(label, 0) + 1
+        fault = self.faults.decide()
+        if fault is not None:
+            return label, error_reply(fault.status, fault.code, fault.message, rid, fault.headers)
+        if handler is None:
+            if label.split(" ", 1)[1] in ("/users", "/users/{id}", "/users/{id}/assignLicense", "/subscribedSkus",
+                                          "/organization"):
+                return label, error_reply(405, "Request_BadRequest",
+                                          "Specified HTTP method is not allowed for the request target.", rid)
+            segment = path.strip("/").split("/")[0] if path.strip("/") else ""
+            return label, error_reply(400, "BadRequest", f"Resource not found for the segment '{segment}'.", rid)
+        try:
+            if key is not None:
+                user = self.state.find_user(key)
+                if user is None:
+                    return label, error_reply(
+                        404, "Request_ResourceNotFound",
+                        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+                        "are not present.", rid)
+                return label, handler(user, query=query, headers=headers, body=body, base=base)
+            return label, handler(query=query, headers=headers, body=body, base=base)
+        except GraphRuleError as exc:
+            return label, error_reply(exc.status, exc.code, exc.message, rid, exc.headers)
+
+    # -- users -----------------------------------------------------------------------------------------------
+
+    def _user_bytes(self, user: User, props: tuple[str, ...]) -> bytes:
+        cache = self._user_cache.get(props)
+        if cache is None:
+            cache = self._user_cache[props] = {}
+            if len(self._user_cache) > 16:
+                self._user_cache.popitem(last=False)
+        data = cache.get(user.id)
+        if data is None:
+            data = cache[user.id] = orjson.dumps(render.user_json(self.state, user, props))
+        return data
+
+    def _invalidate(self, user_ids: set[str]) -> None:
+        for cache in self._user_cache.values():
+            for uid in user_ids:
+                cache.pop(uid, None)
+        self._filter_cache.clear()
+
+    def _matching(self, flt: UserFilter | None) -> list[User]:
+        st = self.state
+        if flt is None:
+            return st.users
+        key = (frozenset(flt.upns), frozenset(flt.skus), st.version)
+        hit = self._filter_cache.get(key)
+        if hit is not None:
+            return hit
+        ids: set[str] = set()
+        for upn in flt.upns:
+            u = st.user_by_upn.get(upn)
+            if u is not None:
+                ids.add(u.id)
+        for sku in flt.skus:  # the skuId -> holders index, not a scan of every user
+            ids.update(st.holders.get(sku, ()))
+        users = [st.users[i] for i in sorted(st.pos[uid] for uid in ids)]
+        self._filter_cache[key] = users
+        if len(self._filter_cache) > 32:
+            self._filter_cache.popitem(last=False)
+        return users
+
+    def list_users(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
+        select = parse_select(_opt(query, "select"), USER_PROPERTIES, "microsoft.graph.user")
+        top = parse_top(_opt(query, "top"))
+        count = parse_count(_opt(query, "count"))
+        token = _opt(query, "skiptoken")
+        eventual = headers.get("consistencylevel", "").lower() == "eventual"
+        if count and not eventual and token is None:
+            # Directory objects answer $count without the advanced-query header so (aad-advanced-queries.md)
+            raise bad("$count is not currently supported.")
+        raw_filter = _opt(query, "filter")
+        # A nextLink carries a skiptoken minted for a query already accepted: its pages need no header again.
+        flt = parse_user_filter(raw_filter, advanced=(count and eventual) or token is not None)
+        props = tuple(select) if select is not None else USER_DEFAULT
+        bind = "|".join([raw_filter or "", ",".join(props), str(top), str(count)])
+        offset = read_skiptoken(token, bind) if token is not None else 0
+        users = self._matching(flt)
+        page = users[offset:offset + top]
+        parts = [b'{"@odata.context":', orjson.dumps(f"{base}/$metadata#users"
+                                                     + (f"({','.join(props)})" if select else ""))]
+        if count:
+            parts += [b',"@odata.count":', str(len(users)).encode()]
+        if offset + top < len(users):
+            keep = [(k, v) for k, v in query.items() if k.lstrip("$").lower() != "skiptoken"]
+            keep.append(("$skiptoken", make_skiptoken(offset + top, bind)))
+            qs = "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in keep)
+            parts += [b',"@odata.nextLink":', orjson.dumps(f"{base}/users?{qs}")]
+        parts += [b',"value":[', b",".join(self._user_bytes(u, props) for u in page), b"]}"]
+        return Reply(200, b"".join(parts), {"Content-Type": JSON_TYPE})
+
+    def get_user(self, user: User, *, query: dict[str, str], headers: Mapping[str, str], body: Any,
+                 base: str) -> Reply:
+        select = parse_select(_opt(query, "select"), USER_PROPERTIES, "microsoft.graph.user")
+        props = tuple(select) if select is not None else USER_DEFAULT
+        context = f"{base}/$metadata#users" + (f"({','.join(props)})" if select else "") + "/$entity"
+        data = self._user_bytes(user, props)
+        return Reply(200, b'{"@odata.context":' + orjson.dumps(context) + b"," + data[1:],
+                     {"Content-Type": JSON_TYPE})
+
+    def patch_user(self, user: User, *, query: dict[str, str], headers: Mapping[str, str], body: Any,
+                   base: str) -> Reply:
+        fields = validate_patch(body)
+        if fields:
+            self.state.set_user_fields(user, fields)
+            self._invalidate({user.id})
+            self._wrote()
+        return Reply(204)
+
+    def assign_license(self, user: User, *, query: dict[str, str], headers: Mapping[str, str], body: Any,
+                       base: str) -> Reply:
+        new = validate_assign(self.state, user, body)  # raises before anything changes
+        affected = self.state.set_direct_licenses(user, new)
+        self._invalidate(affected)
+        self._wrote()
+        # user-assignlicense.md: "200 OK response code and a user object in the response body"
+        context = f"{base}/$metadata#users/$entity"
+        data = self._user_bytes(user, USER_DEFAULT)
+        return Reply(200, b'{"@odata.context":' + orjson.dumps(context) + b"," + data[1:],
+                     {"Content-Type": JSON_TYPE})
+
+    def _wrote(self) -> None:
+        if self.on_write is not None:
+            self.on_write()
+
+    # -- tenant ----------------------------------------------------------------------------------------------
+
+    def list_skus(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
+        select = parse_select(_opt(query, "select"), SKU_PROPERTIES, "microsoft.graph.subscribedSku")
+        props = tuple(select) if select is not None else SKU_PROPERTIES
+        value = [render.sku_json(self.state, s.sku_id, props) for s in self.state.skus]
+        return _json({"@odata.context": f"{base}/$metadata#subscribedSkus", "value": value})
+
+    def organization(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
+        return _json({"@odata.context": f"{base}/$metadata#organization",
+                      "value": [render.organization_json(self.state)]})
+
+    # -- $batch ----------------------------------------------------------------------------------------------
+
+    def batch(self, body: Any, base: str, rid: str) -> Reply:
+        """json-batching.md: <= 20 requests, dependsOn, 424 for dependents of a failed request, 200 envelope."""
+        requests = body.get("requests") if isinstance(body, dict) else None
+        if not isinstance(requests, list) or not requests:
+            raise bad("Invalid batch payload format.", "BadRequest")
+        if len(requests) > MAX_BATCH:
+            raise bad(f"The number of requests in the batch ({len(requests)}) exceeds the limit of {MAX_BATCH}.",
+                      "BadRequest")
+        ids: list[str] = []
+        for r in requests:
+            if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not r["id"] \
+                    or not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str):
+                raise bad("Invalid batch payload format: each request needs id, method and url.", "BadRequest")
+            if r["id"] in ids:
+                raise bad(f"Batch request id '{r['id']}' is not unique.", "BadRequest")
+            deps = r.get("dependsOn", [])
+            if not isinstance(deps, list) or any(d not in ids for d in deps):
+                # a dependency must name an earlier request of the same batch (no cycles, no forward refs)
+                raise bad(f"Invalid dependsOn in request '{r['id']}': it must list ids of earlier requests.",
+                          "BadRequest")
+            if r["method"].upper() in ("POST", "PATCH", "PUT") and (
+                    r.get("body") is None or not any(str(k).lower() == "content-type"
+                                                     for k in (r.get("headers") or {}))):
+                # Graph refuses the whole batch when a write sub-request lacks a body or its Content-Type
+                raise bad(f"Write request id : {r['id']} does not contain Content-Type header or body.",
+                          "BadRequest")
+            ids.append(r["id"])
+        status: dict[str, int] = {}
+        out: list[dict[str, Any]] = []
+        for r in requests:
+            sub_rid = str(uuid.uuid4())
+            self.stats.subRequests += 1
+            failed = [d for d in r.get("dependsOn", []) if status[d] >= 400]
+            if failed:
+                reply = error_reply(424, "FailedDependency", "Failed dependency: request "
+                                    f"'{failed[0]}' of this batch did not succeed.", sub_rid)
+            else:
+                method, url = r["method"].upper(), r["url"]
+                path, query = _split_url(url)
+                hdrs = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
+                if path is None:
+                    reply = error_reply(400, "BadRequest", f"Invalid request URL '{url[:200]}' in batch.", sub_rid)
+                else:
+                    _, reply = self.dispatch(method, path, query, hdrs, r.get("body"), base, sub_rid)
+            self.stats.outcome(reply.status)
+            status[r["id"]] = reply.status
+            item: dict[str, Any] = {"id": r["id"], "status": reply.status,
+                                    "headers": {k: v for k, v in reply.headers.items()}}
+            if reply.body:
+                item["body"] = orjson.loads(reply.body)
+            out.append(item)
+        # "responses can come back in any order": a fixed shuffle, so clients that assume order fail here
+        out.sort(key=lambda it: uuid.uuid5(uuid.NAMESPACE_OID, it["id"]).hex)
+        return _json({"responses": out})
+
+
+_SAFE = "$,()':@/=-._~ "
+
+
+def _opt(query: Mapping[str, str], name: str) -> str | None:
+    """An OData system query option; v1.0 accepts it with or without the `$` prefix."""
+    v = query.get(f"${name}")
+    return v if v is not None else query.get(name)
+
+
+def _split_url(url: str) -> tuple[str | None, dict[str, str]]:
+    """A batch sub-request URL ("/users/x?$select=id", or absolute) -> (path under /v1.0, query)."""
+    parts = urlsplit(url)
+    path = parts.path
+    if parts.scheme or parts.netloc:
+        if "/v1.0/" not in path + "/":
+            return None, {}
+        path = path.split("/v1.0", 1)[1]
+    elif not path.startswith("/"):
+        path = "/" + path
+    return unquote(path), dict(parse_qsl(parts.query, keep_blank_values=True))
+
+
+def create_app(state: TenantState, *, faults: FaultConfig | None = None,
+               on_write: Callable[[], None] | None = None) -> Starlette:
+    """The ASGI app for `state` (CONTRACT §4). `on_write()` runs after every successful mutation."""
+    emu = Emulator(state, faults, on_write)
+
+    async def graph(request: Request) -> Response:
+        rid = str(uuid.uuid4())
+        client_rid = request.headers.get("client-request-id") or rid
+        base = str(request.base_url).rstrip("/") + "/v1.0"
+        path = request.path_params["path"]
+        emu.stats.requests += 1
+        await emu.faults.delay()
+        raw = await request.body()
+        body: Any = None
+        reply: Reply | None = None
+        if raw:
+            try:
+                body = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                reply = error_reply(400, "BadRequest", "Unable to read JSON request payload. Please ensure "
+                                    "Content-Type header is set and payload is of valid JSON format.", rid)
+        if reply is None:
+            query = dict(parse_qsl(request.url.query, keep_blank_values=True))
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            if path.strip("/").lower() == "$batch" and request.method == "POST":
+                emu.stats.batches += 1
+                emu.stats.byRoute["POST /$batch"] = emu.stats.byRoute.get("POST /$batch", 0) + 1
+                fault = emu.faults.decide()
+                if fault is not None:
+                    reply = error_reply(fault.status, fault.code, fault.message, rid, fault.headers)
+                else:
+                    try:
+                        reply = emu.batch(body, base, rid)
+                    except GraphRuleError as exc:
+                        reply = error_reply(exc.status, exc.code, exc.message, rid)
+            else:
+                _, reply = emu.dispatch(request.method, path, query, headers, body, base, rid)
+        emu.stats.outcome(reply.status)
+        return _respond(reply, rid, client_rid)
+
+    async def not_graph(request: Request) -> Response:
+        rid = str(uuid.uuid4())
+        reply = error_reply(400, "BadRequest", f"Invalid version: the emulator serves /v1.0 (got {request.url.path}).",
+                            rid)
+        return _respond(reply, rid, request.headers.get("client-request-id") or rid)
+
+    async def stats(request: Request) -> Response:
+        return _respond(_json(emu.stats.as_dict()), str(uuid.uuid4()), None)
+
+    async def stats_reset(request: Request) -> Response:
+        emu.stats = Stats()
+        return _respond(Reply(204), str(uuid.uuid4()), None)
+
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    app = Starlette(routes=[
+        Route("/_emulator/stats", stats, methods=["GET"]),
+        Route("/v1.0/_emulator/stats", stats, methods=["GET"]),
+        Route("/_emulator/stats/reset", stats_reset, methods=["POST"]),
+        Route("/v1.0/_emulator/stats/reset", stats_reset, methods=["POST"]),
+        Route("/v1.0/{path:path}", graph, methods=methods),
+        Route("/{path:path}", not_graph, methods=methods),
+    ])
+    app.state.emulator = emu
+    return app
+
+
+def _respond(reply: Reply, rid: str, client_rid: str | None) -> Response:
+    headers = dict(reply.headers)
+    headers["request-id"] = rid
+    headers["client-request-id"] = client_rid or rid
+    media = headers.pop("Content-Type", None)
+    return Response(content=reply.body or b"", status_code=reply.status, headers=headers, media_type=media)

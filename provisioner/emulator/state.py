@@ -1,0 +1,369 @@
+"""The emulated tenant's data: load/save of the state file, group inheritance and derived seat counts.
+
+In-memory and file I/O only (no HTTP). Invariant: `consumedUnits` is never stored; it is derived from
+direct assignments plus group assignments that fit in the SKU's enabled seats (the rest are CountViolation).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from provisioner.errors import ProvisionerError
+
+# lastUpdatedDateTime of assignments loaded from a file (the file does not store one): fixed, so output is stable.
+LOADED_AT = "2024-01-01T00:00:00Z"
+
+
+class StateError(ProvisionerError):
+    """An emulator state file that cannot be read or does not have the CONTRACT §4 shape."""
+
+
+@dataclass(slots=True)
+class Sku:
+    sku_id: str
+    part: str
+    status: str
+    applies_to: str
+    prepaid: dict[str, int]
+    plans: list[dict[str, Any]]
+
+    @property
+    def enabled(self) -> int:
+        return int(self.prepaid.get("enabled", 0))
+
+
+@dataclass(slots=True)
+class User:
+    id: str
+    upn: str
+    display_name: str | None
+    account_enabled: bool
+    usage_location: str | None
+    licenses: dict[str, list[str]]  # DIRECT assignments: skuId -> disabledPlans, in assignment order
+
+
+@dataclass(slots=True)
+class Group:
+    id: str
+    display_name: str
+    members: list[str]
+    licenses: dict[str, list[str]]
+
+
+@dataclass(slots=True)
+class Assignment:
+    """One licenseAssignmentState: direct when `group` is None."""
+
+    sku_id: str
+    group: str | None
+    disabled: list[str]
+    active: bool
+    updated: str
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _need(d: Any, key: str, typ: type | tuple[type, ...], where: str) -> Any:
+    if not isinstance(d, dict) or key not in d:
+        raise StateError(f"{where}: missing `{key}`")
+    value = d[key]
+    if not isinstance(value, typ):
+        raise StateError(f"{where}.{key}: expected {getattr(typ, '__name__', typ)}, got {type(value).__name__}")
+    return value
+
+
+def _licenses(items: Any, where: str) -> dict[str, list[str]]:
+    if not isinstance(items, list):
+        raise StateError(f"{where}: expected a list of {{skuId, disabledPlans}}")
+    out: dict[str, list[str]] = {}
+    for i, lic in enumerate(items):
+        sku = str(_need(lic, "skuId", str, f"{where}[{i}]")).lower()
+        plans = lic.get("disabledPlans") or []
+        if not isinstance(plans, list):
+            raise StateError(f"{where}[{i}].disabledPlans: expected a list")
+        out[sku] = [str(p).lower() for p in plans]
+    return out
+
+
+@dataclass
+class TenantState:
+    tenant: dict[str, Any]
+    skus: list[Sku]
+    users: list[User]
+    groups: list[Group]
+    version: int = 0  # bumped by every mutation; caches and "dirty" checks key on it
+    _stamps: dict[tuple[str, str, str | None], str] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        self.sku_by_id = {s.sku_id: s for s in self.skus}
+        self.user_by_id = {u.id.lower(): u for u in self.users}
+        self.user_by_upn = {u.upn.lower(): u for u in self.users}
+        # group candidates per SKU, in a deterministic order (group order, then member order): who gets the
+        # enabled seats left after direct assignments, and who is in CountViolation
+        self.candidates: dict[str, list[str]] = {}
+        self.groups_of: dict[str, list[Group]] = {}
+        cand_sets: dict[str, set[str]] = {}
+        self.pos = {u.id: i for i, u in enumerate(self.users)}  # list order: the paging order
+        for g in self.groups:
+            # Graph licenses only first-level user members; an id that names no user holds no seat.
+            g.members = [m for m in g.members if m in self.pos]
+            for uid in g.members:
+                self.groups_of.setdefault(uid, []).append(g)
+                for sku in g.licenses:
+                    seen = cand_sets.setdefault(sku, set())
+                    if uid not in seen:
+                        seen.add(uid)
+                        self.candidates.setdefault(sku, []).append(uid)
+        self._cand_sets = cand_sets
+        self._direct: dict[str, int] = {}
+        self._group_only: dict[str, int] = {k: len(v) for k, v in cand_sets.items()}
+        for u in self.users:
+            for sku in u.licenses:
+                self._count(u.id, sku, +1)
+        # skuId -> ids of users whose assignedLicenses show it (direct or Active inherited): $filter by SKU
+        self.holders: dict[str, set[str]] = {}
+        for u in self.users:
+            for sku in self.effective(u):
+                self.holders.setdefault(sku, set()).add(u.id)
+
+    # -- loading and saving ------------------------------------------------------------------------------
+
+    @classmethod
+    def from_dict(cls, d: Any) -> TenantState:
+        if not isinstance(d, dict):
+            raise StateError("the state file must hold a JSON object with tenant, subscribedSkus, users, groups")
+        tenant = _need(d, "tenant", dict, "state")
+        _need(tenant, "id", str, "tenant")
+        _need(tenant, "displayName", str, "tenant")
+        domains = tenant.get("verifiedDomains") or []
+        if not isinstance(domains, list):
+            raise StateError("tenant.verifiedDomains: expected a list")
+        tenant = {"id": tenant["id"], "displayName": tenant["displayName"], "verifiedDomains": domains}
+        skus = []
+        for i, s in enumerate(_need(d, "subscribedSkus", list, "state")):
+            where = f"subscribedSkus[{i}]"
+            prepaid = _need(s, "prepaidUnits", dict, where)
+            plans = s.get("servicePlans") or []
+            for j, p in enumerate(plans):
+                _need(p, "servicePlanId", str, f"{where}.servicePlans[{j}]")
+                _need(p, "servicePlanName", str, f"{where}.servicePlans[{j}]")
+            skus.append(Sku(
+                sku_id=_need(s, "skuId", str, where).lower(),
+                part=_need(s, "skuPartNumber", str, where),
+                status=s.get("capabilityStatus") or "Enabled",
+                applies_to=s.get("appliesTo") or "User",
+                prepaid={k: int(prepaid.get(k) or 0) for k in ("enabled", "suspended", "warning", "lockedOut")},
+                plans=[{"servicePlanId": p["servicePlanId"].lower(), "servicePlanName": p["servicePlanName"],
+                        "provisioningStatus": p.get("provisioningStatus") or "Success",
+                        "appliesTo": p.get("appliesTo") or "User"} for p in plans],
+            ))
+        users = []
+        for i, u in enumerate(_need(d, "users", list, "state")):
+            where = f"users[{i}]"
+            loc = u.get("usageLocation") if isinstance(u, dict) else None
+            users.append(User(
+                id=_need(u, "id", str, where),
+                upn=_need(u, "userPrincipalName", str, where),
+                display_name=u.get("displayName"),
+                account_enabled=bool(u.get("accountEnabled", True)),
+                usage_location=loc.upper() if isinstance(loc, str) and loc else None,
+                licenses=_licenses(u.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
+            ))
+        groups = []
+        for i, g in enumerate(d.get("groups") or []):
+            where = f"groups[{i}]"
+            groups.append(Group(
+                id=_need(g, "id", str, where),
+                display_name=g.get("displayName") or "",
+                members=[str(m) for m in _need(g, "members", list, where)],
+                licenses=_licenses(g.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
+            ))
+        state = cls(tenant=tenant, skus=skus, users=users, groups=groups)
+        ids = [u.id.lower() for u in users]
+        if len(set(ids)) != len(ids) or len(state.user_by_upn) != len(users):
+            raise StateError("users: ids and userPrincipalNames must be unique")
+        return state
+
+    def to_dict(self) -> dict[str, Any]:
+        def lic(m: dict[str, list[str]]) -> list[dict[str, Any]]:
+            return [{"skuId": k, "disabledPlans": list(v)} for k, v in m.items()]
+
+        return {
+            "tenant": self.tenant,
+            "subscribedSkus": [
+                {"skuId": s.sku_id, "skuPartNumber": s.part, "capabilityStatus": s.status, "appliesTo": s.applies_to,
+                 "prepaidUnits": dict(s.prepaid), "servicePlans": [dict(p) for p in s.plans]}
+                for s in self.skus
+            ],
+            "users": [
+                {"id": u.id, "userPrincipalName": u.upn, "displayName": u.display_name,
+                 "accountEnabled": u.account_enabled, "usageLocation": u.usage_location,
+                 "assignedLicenses": lic(u.licenses)}
+                for u in self.users
+            ],
+            "groups": [
+                {"id": g.id, "displayName": g.display_name, "members": list(g.members),
+                 "assignedLicenses": lic(g.licenses)}
+                for g in self.groups
+            ],
+        }
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> TenantState:
+        p = Path(path)
+        hint = f"Fix it, or write a fresh one with `provision emulator init {p}`."
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise StateError(f"{p}: cannot read the emulator state file ({exc.strerror or exc}).", hint=hint) from exc
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise StateError(f"{p}: not valid JSON ({exc}).", hint=hint) from exc
+        try:
+            return cls.from_dict(data)
+        except StateError as exc:
+            raise StateError(f"{p}: {exc.message}", hint=hint) from exc
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        write_json_atomic(path, self.to_dict())
+
+    # -- seats and inheritance ---------------------------------------------------------------------------
+
+    def _count(self, uid: str, sku: str, delta: int) -> None:
+        self._direct[sku] = self._direct.get(sku, 0) + delta
+        if uid in self._cand_sets.get(sku, ()):
+            self._group_only[sku] -= delta
+
+    def _free_for_groups(self, sku: str) -> int:
+        s = self.sku_by_id.get(sku)
+        enabled = s.enabled if s else 0
+        return max(0, enabled - self._direct.get(sku, 0))
+
+    def consumed(self, sku: str) -> int:
+        """Distinct users holding `sku` directly or through an Active group assignment (one seat each)."""
+        return self._direct.get(sku, 0) + min(self._group_only.get(sku, 0), self._free_for_groups(sku))
+
+    def group_active(self, user: User, sku: str) -> bool:
+        """Whether `user`'s group-inherited `sku` fits in the seats (else it is Error / CountViolation).
+
+        A user also holding the SKU directly already has a seat. Otherwise the seats left after direct holders
+        go to group-only holders in candidate order (deterministic).
+        """
+        if sku in user.licenses:
+            return True
+        room = self._free_for_groups(sku)
+        if self._group_only.get(sku, 0) <= room:
+            return True
+        rank = 0
+        for uid in self.candidates.get(sku, ()):
+            if uid == user.id:
+                return rank < room
+            other = self.user_by_id.get(uid.lower())
+            if other is None or sku not in other.licenses:
+                rank += 1
+        return False
+
+    def assignments(self, user: User) -> list[Assignment]:
+        """licenseAssignmentStates: the direct assignments, then one per (group, SKU) source."""
+        out = [Assignment(sku, None, list(dis), True, self._stamps.get((user.id, sku, None), LOADED_AT))
+               for sku, dis in user.licenses.items()]
+        for g in self.groups_of.get(user.id, ()):
+            for sku, dis in g.licenses.items():
+                out.append(Assignment(sku, g.id, list(dis), self.group_active(user, sku),
+                                      self._stamps.get((user.id, sku, g.id), LOADED_AT)))
+        return out
+
+    def effective(self, user: User) -> dict[str, list[str]]:
+        """assignedLicenses as Graph shows them: direct plus Active inherited, one entry per SKU.
+
+        A plan is disabled only if every source disables it (any source enabling it enables it).
+        """
+        out: dict[str, list[str]] = {k: list(v) for k, v in user.licenses.items()}
+        for g in self.groups_of.get(user.id, ()):
+            for sku, dis in g.licenses.items():
+                if not self.group_active(user, sku):
+                    continue
+                if sku in out:
+                    out[sku] = [p for p in out[sku] if p in dis]
+                else:
+                    out[sku] = list(dis)
+        return out
+
+    def stamp(self, user: User, sku: str) -> str:
+        """When `user` got `sku` directly (lastUpdatedDateTime), or LOADED_AT for state read from a file."""
+        return self._stamps.get((user.id, sku, None), LOADED_AT)
+
+    def inherited_skus(self, user: User) -> set[str]:
+        return {sku for g in self.groups_of.get(user.id, ()) for sku in g.licenses}
+
+    # -- mutations (callers validate first: see rules.py) -----------------------------------------------
+
+    def find_user(self, key: str) -> User | None:
+        k = key.lower()
+        return self.user_by_id.get(k) or self.user_by_upn.get(k)
+
+    def set_direct_licenses(self, user: User, new: dict[str, list[str]]) -> set[str]:
+        """Replace `user`'s direct licenses; return the ids of every user whose rendering may have changed.
+
+        Seats move, so a group member of a changed SKU can switch between Active and CountViolation: those
+        members are re-indexed too (only SKUs some group assigns have any).
+        """
+        stamp = _now()
+        changed = set(user.licenses) ^ set(new)
+        affected = {user.id}
+        for sku in changed:
+            affected.update(self.candidates.get(sku, ()))
+        before = {uid: set(self.effective(self.user_by_id[uid.lower()])) for uid in affected}
+        for sku in set(user.licenses) - set(new):
+            self._count(user.id, sku, -1)
+        for sku, dis in new.items():
+            if sku not in user.licenses:
+                self._count(user.id, sku, +1)
+            if user.licenses.get(sku) != dis:
+                self._stamps[(user.id, sku, None)] = stamp
+        user.licenses = {k: list(v) for k, v in new.items()}
+        self.version += 1
+        for uid, old in before.items():
+            now = set(self.effective(self.user_by_id[uid.lower()]))
+            for sku in old - now:
+                self.holders.get(sku, set()).discard(uid)
+            for sku in now - old:
+                self.holders.setdefault(sku, set()).add(uid)
+        return affected
+
+    def set_user_fields(self, user: User, fields: dict[str, Any]) -> None:
+        if "usageLocation" in fields:
+            user.usage_location = fields["usageLocation"]
+        if "displayName" in fields:
+            user.display_name = fields["displayName"]
+        if "accountEnabled" in fields:
+            user.account_enabled = fields["accountEnabled"]
+        self.version += 1
+
+
+def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
+    """Write JSON to a temp file in the same folder, then os.replace it over `path` (never a torn file)."""
+    p = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            fh.write(b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
