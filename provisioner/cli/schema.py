@@ -1,11 +1,12 @@
-"""`provision schema`: not built yet (placeholder so the command is registered and says so)."""
+"""`provision schema`: print the manifest JSON Schema (generated from the pydantic model) to stdout."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from provisioner.cli import not_built
+import sys
 
 
-def run(**options: Any) -> int:
-    return not_built("schema")
+def run() -> int:
+    from provisioner.manifest.model import json_schema_text
+
+    sys.stdout.write(json_schema_text())
+    return 0

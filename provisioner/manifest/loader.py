@@ -1,0 +1,239 @@
+"""Reading manifests into one `Desired`: find the files, read each safely, check, merge, apply the rules.
+
+Pure apart from reading files. Every problem of every file is collected and raised at once as one
+`ManifestError` (each issue `FILE:LINE: what is wrong — what to do`).
+
+Folders are searched recursively for `*.yaml` / `*.yml` (names starting with "." are skipped), in sorted
+order; a file named explicitly is read whatever its extension. The same file given twice is read once.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from provisioner.catalog import Catalog, load_catalog
+from provisioner.errors import CatalogError, ManifestError, ManifestIssue
+from provisioner.manifest import safeyaml
+from provisioner.manifest.check import DEFAULT_FIELDS, FileManifest, check_file
+from provisioner.manifest.rules import check_user, country_problem, plan_problem
+from provisioner.manifest.suggest import did_you_mean
+from provisioner.model.desired import Desired, DesiredUser, Policy, Source
+
+MANIFEST_SUFFIXES = (".yaml", ".yml")
+# Past this many problems in one file the rest are counted, not listed: one systematic mistake in a
+# 100,000-user file should not print 100,000 lines.
+MAX_ISSUES_PER_FILE = 100
+
+_POLICY_ATTRS = {
+    "unlisted": "unlisted",
+    "maxRemovals": "max_removals",
+    "paygFunding": "payg_funding",
+    "phoneSystemSku": "phone_system_sku",
+}
+
+
+def find_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[ManifestIssue]]:
+    """The manifest files named by `paths` (files, or folders searched recursively), sorted, no duplicates."""
+    files: dict[str, str] = {}  # resolved -> as displayed
+    issues: list[ManifestIssue] = []
+    for given in paths:
+        p = Path(given)
+        if p.is_dir():
+            found = [
+                f
+                for f in p.rglob("*")
+                if f.suffix.lower() in MANIFEST_SUFFIXES
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            ]
+            if not found:
+                issues.append(ManifestIssue(str(p), 0, "no *.yaml or *.yml manifest in this folder", "check the path"))
+            for f in found:
+                files.setdefault(str(f.resolve()), str(f))
+        elif p.is_file():
+            files.setdefault(str(p.resolve()), str(p))
+        else:
+            issues.append(ManifestIssue(str(p), 0, "no such file or folder", "check the path"))
+    return sorted(files.values()), issues
+
+
+def load_desired(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None = None) -> Desired:
+    """Read, check and merge the manifests at `paths` into one Desired; raise ManifestError listing every problem.
+
+    `catalog` (e.g. from `--catalog`) takes precedence; without it a manifest `catalog:` key names an
+    override file (relative to that manifest) used for the checks, and `Desired.catalog_path` carries it on.
+    """
+    if not paths:
+        raise ManifestError([ManifestIssue("(no path)", 0, "no manifest given", "name manifest files or folders")])
+    files, issues = find_files(paths)
+    parsed: list[FileManifest] = []
+    for path in files:
+        try:
+            raw, marks = safeyaml.load(Path(path))
+        except safeyaml.YamlProblem as exc:
+            issues.append(ManifestIssue(path, exc.line, exc.message, exc.hint))
+            continue
+        fm = check_file(path, raw, marks)
+        issues.extend(ManifestIssue(path, line, msg, hint) for line, msg, hint in fm.problems)
+        parsed.append(fm)
+    merged = _Merger(parsed, issues)
+    merged.merge_settings()
+    cat = catalog if catalog is not None else merged.catalog()
+    users = merged.users(cat)
+    if issues:
+        raise ManifestError(_capped(issues))
+    return Desired(
+        users=tuple(sorted(users, key=lambda u: u.upn.lower())),  # UPNs are unique by now
+        policy=merged.policy(),
+        tenant=merged.tenant[0] if merged.tenant else None,
+        files=tuple(files),
+        catalog_path=merged.catalog_file[0] if merged.catalog_file else None,
+    )
+
+
+def _capped(issues: list[ManifestIssue]) -> list[ManifestIssue]:
+    by_file: dict[str, list[ManifestIssue]] = {}
+    for i in issues:
+        by_file.setdefault(i.file, []).append(i)
+    out: list[ManifestIssue] = []
+    for file, items in by_file.items():
+        items.sort(key=lambda i: (i.line, i.message))
+        if len(items) > MAX_ISSUES_PER_FILE:
+            more = len(items) - MAX_ISSUES_PER_FILE
+            out.append(ManifestIssue(file, 0, f"{more:,} more problems in this file are not listed", f"the first {MAX_ISSUES_PER_FILE} are"))
+            items = items[:MAX_ISSUES_PER_FILE]
+        out.extend(items)
+    return out
+
+
+class _Merger:
+    """Cross-file rules: tenant, policy and catalog agree; defaults per file; a user declared once."""
+
+    def __init__(self, files: list[FileManifest], issues: list[ManifestIssue]) -> None:
+        self.files = files
+        self.issues = issues
+        self.tenant: tuple[str, str] | None = None  # value, "FILE:LINE"
+        self.catalog_file: tuple[str, str, int] | None = None  # resolved path, file, line
+        self.policy_values: dict[str, tuple[Any, str]] = {}
+
+    def merge_settings(self) -> None:
+        for fm in self.files:
+            if fm.tenant:
+                value, line = fm.tenant
+                if self.tenant is None:
+                    self.tenant = (value, f"{fm.path}:{line}")
+                elif self.tenant[0].lower() != value.lower():
+                    self._issue(fm.path, line, f"tenant '{value}' differs from '{self.tenant[0]}' at {self.tenant[1]}",
+                                "every file that sets tenant must name the same tenant")
+            if fm.catalog:
+                value, line = fm.catalog
+                resolved = str((Path(fm.path).parent / value).resolve())
+                if self.catalog_file is None:
+                    self.catalog_file = (resolved, fm.path, line)
+                elif self.catalog_file[0] != resolved:
+                    self._issue(fm.path, line,
+                                f"catalog '{value}' is another file than the one named at {self.catalog_file[1]}:{self.catalog_file[2]}",
+                                "name one catalog override for all manifests (or use --catalog)")
+            for key, (value, line) in sorted(fm.policy.items()):
+                seen = self.policy_values.get(key)
+                if seen is None:
+                    self.policy_values[key] = (value, f"{fm.path}:{line}")
+                elif seen[0] != value:
+                    self._issue(fm.path, line, f"policy.{key} is {value!r} here but {seen[0]!r} at {seen[1]}",
+                                "policy must agree across files: set it once, or the same everywhere")
+
+    def _issue(self, file: str, line: int, message: str, hint: str | None) -> None:
+        self.issues.append(ManifestIssue(file, line, message, hint))
+
+    def catalog(self) -> Catalog:
+        if self.catalog_file is None:
+            return load_catalog()
+        resolved, file, line = self.catalog_file
+        try:
+            return load_catalog(resolved)
+        except CatalogError as exc:
+            detail = str(exc).replace("\n", "\n    ")
+            self._issue(file, line, f"the catalog override '{resolved}' cannot be used:\n    {detail}", None)
+            return load_catalog()
+
+    def policy(self) -> Policy:
+        values = {_POLICY_ATTRS[k]: v for k, (v, _) in self.policy_values.items()}
+        return Policy(**values)
+
+    def users(self, catalog: Catalog) -> list[DesiredUser]:
+        self._check_policy(catalog)
+        funding = self.policy_values.get("paygFunding", ("communicationsCredits", ""))[0]
+        first_seen: dict[str, str] = {}
+        out: list[DesiredUser] = []
+        memo: dict[tuple[Any, ...], list[tuple[str, str, str | None]]] = {}
+        for fm in self.files:
+            defaults = self._file_defaults(fm, catalog)
+            for entry in fm.users:
+                key = entry.upn.lower()
+                where = f"{fm.path}:{entry.line}"
+                if key in first_seen:
+                    self._issue(fm.path, entry.line, f"user {entry.upn} is declared twice: here and at {first_seen[key]}",
+                                "declare each user once (UPNs compare case-insensitively)")
+                    continue
+                first_seen[key] = where
+                fields = entry.fields
+                taken = frozenset(k for k in defaults if k not in fields)
+                if taken:
+                    fields = {**fields, **{k: defaults[k][0] for k in taken}}
+                shape = (
+                    fields.get("usageLocation"),
+                    fields.get("callingPlan"),
+                    fields.get("phoneSystem"),
+                    fields.get("communicationsCredits"),
+                    taken,
+                )
+                problems = memo.get(shape)
+                if problems is None:
+                    # Users share few distinct shapes: check each once (100,000 users, a few dozen shapes).
+                    problems = memo[shape] = check_user(fields, taken, catalog, funding)
+                for key, msg, hint in problems:
+                    self._issue(fm.path, entry.lines.get(key, entry.line), msg, hint)
+                out.append(
+                    DesiredUser(
+                        upn=entry.upn,
+                        source=Source(fm.path, entry.line),
+                        usage_location=fields.get("usageLocation"),
+                        calling_plan=fields.get("callingPlan"),
+                        phone_system=fields.get("phoneSystem"),
+                        communications_credits=fields.get("communicationsCredits"),
+                    )
+                )
+        return out
+
+    def _file_defaults(self, fm: FileManifest, catalog: Catalog) -> dict[str, tuple[Any, int]]:
+        """The file's defaults (non-null), each value checked once here rather than on every user."""
+        out = {}
+        for key in DEFAULT_FIELDS:
+            if key not in fm.defaults:
+                continue
+            value, line = fm.defaults[key]
+            bad = None
+            if key == "usageLocation":
+                bad = country_problem("defaults.usageLocation", value, catalog)
+            elif key == "callingPlan":
+                bad = plan_problem("defaults.callingPlan", value, catalog)
+            if bad:
+                self._issue(fm.path, line, *bad)
+                continue
+            out[key] = (value, line)
+        return out
+
+    def _check_policy(self, catalog: Catalog) -> None:
+        seen = self.policy_values.get("phoneSystemSku")
+        if seen is None:
+            return
+        value, where = seen
+        addons = catalog.phone_system_addons
+        if value.upper() not in {a.upper() for a in addons}:
+            file, _, line = where.rpartition(":")
+            hint = did_you_mean(value, addons)
+            self._issue(file, int(line), f"policy.phoneSystemSku '{value}' is not a Phone System add-on the catalog knows",
+                        hint or f"use one of: {', '.join(addons)}")
