@@ -357,6 +357,14 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
     p = Path(path)
     fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=f".{p.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file 0600: keep the mode of the file replaced, or what open() would have given
+        try:
+            mode = os.stat(p).st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
             fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
             fh.write(b"\n")

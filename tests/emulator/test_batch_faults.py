@@ -1,0 +1,141 @@
+"""$batch (limit, dependsOn/424, any order, per-sub-request faults), seeded faults and /_emulator/stats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from emu_helpers import DOM, EV, Client, error_of, make_client
+
+from provisioner.emulator.faults import FaultConfig
+
+JSON = {"Content-Type": "application/json"}
+
+
+def _get(i: int, url: str = "/organization") -> dict[str, Any]:
+    return {"id": str(i), "method": "GET", "url": url}
+
+
+def _assign(i: int, upn: str, add: list[str], **extra: Any) -> dict[str, Any]:
+    return {"id": str(i), "method": "POST", "url": f"/users/{upn}/assignLicense", "headers": JSON,
+            "body": {"addLicenses": [{"skuId": s, "disabledPlans": []} for s in add], "removeLicenses": []},
+            **extra}
+
+
+def test_batch_limit_is_20(client: Client) -> None:
+    r = client.post("/v1.0/$batch", json={"requests": [_get(i) for i in range(21)]})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "BadRequest"
+    assert "exceeds the limit of 20" in r.json()["error"]["message"]
+    r = client.post("/v1.0/$batch", json={"requests": [_get(i) for i in range(20)]})
+    assert r.status_code == 200
+    assert sorted(int(x["id"]) for x in r.json()["responses"]) == list(range(20))
+
+
+def test_batch_runs_sub_requests_and_returns_them_by_id(client: Client) -> None:
+    reqs = [
+        {"id": "p", "method": "PATCH", "url": "/users/sam.new@contoso.com", "headers": JSON,
+         "body": {"usageLocation": "FR"}},
+        _assign(2, "dave.us@contoso.com", [EV, DOM]),
+        _get(3, "/users/dave.us@contoso.com?$select=assignedLicenses"),
+    ]
+    reqs[2]["dependsOn"] = ["2"]
+    r = client.post("/v1.0/$batch", json={"requests": reqs})
+    by_id = {x["id"]: x for x in r.json()["responses"]}
+    assert by_id["p"]["status"] == 204 and "body" not in by_id["p"]
+    assert by_id["2"]["status"] == 200 and by_id["2"]["body"]["userPrincipalName"] == "dave.us@contoso.com"
+    assert {lic["skuId"] for lic in by_id["3"]["body"]["assignedLicenses"]} >= {EV, DOM}
+    # relative ids/urls work and the order is not promised: here it differs from the request order
+    assert [x["id"] for x in r.json()["responses"]] != ["p", "2", "3"]
+
+
+def test_dependents_of_a_failed_request_get_424(client: Client) -> None:
+    reqs = [_assign(1, "dave.us@contoso.com", [DOM]),  # refused: no Phone System
+            _assign(2, "dave.us@contoso.com", [EV], dependsOn=["1"]),
+            _get(3, "/users/dave.us@contoso.com")]
+    reqs[2]["dependsOn"] = ["2"]
+    r = client.post("/v1.0/$batch", json={"requests": reqs})
+    by_id = {x["id"]: x for x in r.json()["responses"]}
+    assert by_id["1"]["status"] == 400
+    assert by_id["1"]["body"]["error"]["message"].startswith("License assignment failed because service plan")
+    assert by_id["2"]["status"] == 424 and by_id["3"]["status"] == 424
+    assert by_id["2"]["body"]["error"]["code"] == "FailedDependency"
+    got = client.get("/v1.0/users/dave.us@contoso.com", params={"$select": "assignedLicenses"}).json()
+    assert EV not in {lic["skuId"] for lic in got["assignedLicenses"]}  # the dependent never ran
+
+
+def test_batch_payload_errors(client: Client) -> None:
+    cases = [
+        {"requests": []},
+        {"requests": [_get(1), _get(1)]},
+        {"requests": [{**_get(1), "dependsOn": ["9"]}]},
+        {"requests": [{**_assign(1, "dave.us@contoso.com", [EV]), "headers": {}}]},
+        {"nope": 1},
+    ]
+    for payload in cases:
+        assert client.post("/v1.0/$batch", json=payload).status_code == 400, payload
+    r = client.post("/v1.0/$batch", json={"requests": [{**_assign(1, "dave.us@contoso.com", [EV]), "headers": {}}]})
+    assert error_of(r) == (400, "BadRequest", "Write request id : 1 does not contain Content-Type header or body.")
+
+
+def test_each_sub_request_is_throttled_on_its_own() -> None:
+    client = make_client(faults=FaultConfig(throttle_rate=0.5, seed=11, retry_after_s=2))
+    statuses: list[int] = []
+    envelopes_throttled = 0
+    for _ in range(10):
+        r = client.post("/v1.0/$batch", json={"requests": [_get(i) for i in range(20)]})
+        if r.status_code == 429:  # the envelope itself can be throttled too
+            assert r.headers["Retry-After"] == "2"
+            envelopes_throttled += 1
+            continue
+        for sub in r.json()["responses"]:
+            statuses.append(sub["status"])
+            if sub["status"] == 429:
+                assert sub["headers"]["Retry-After"] == "2"
+                assert sub["body"]["error"]["code"] == "TooManyRequests"
+    assert 429 in statuses and 200 in statuses  # mixed within batches, not all-or-nothing
+    stats = client.get("/_emulator/stats").json()
+    assert stats["throttled"] == statuses.count(429) + envelopes_throttled
+    assert stats["subRequests"] == len(statuses) == 20 * (10 - envelopes_throttled)
+
+
+def _statuses(seed: int, n: int = 60, **cfg: Any) -> list[int]:
+    client = make_client(faults=FaultConfig(seed=seed, **cfg))
+    return [client.get("/v1.0/organization").status_code for _ in range(n)]
+
+
+def test_faults_are_seeded_and_repeatable() -> None:
+    a = _statuses(5, throttle_rate=0.3, error_rate=0.2)
+    assert a == _statuses(5, throttle_rate=0.3, error_rate=0.2)
+    assert a != _statuses(6, throttle_rate=0.3, error_rate=0.2)
+    assert {429, 503, 200} <= set(a)
+    assert set(_statuses(5)) == {200}
+    assert set(_statuses(5, error_rate=1.0)) == {503}
+
+
+def test_throttle_answer_is_graphs() -> None:
+    client = make_client(faults=FaultConfig(throttle_rate=1.0, retry_after_s=3))
+    r = client.get("/v1.0/users")
+    assert error_of(r) == (429, "TooManyRequests", "Please retry again later.")
+    assert r.headers["Retry-After"] == "3" and r.headers["request-id"]
+
+
+def test_stats_keys_counts_and_reset_never_faulted() -> None:
+    client = make_client(faults=FaultConfig(throttle_rate=1.0))
+    client.get("/v1.0/users")
+    client.post("/v1.0/$batch", json={"requests": [_get(1)]})
+    for url in ("/_emulator/stats", "/v1.0/_emulator/stats"):
+        r = client.get(url)
+        assert r.status_code == 200  # stats are never faulted
+        stats = r.json()
+        assert list(stats) == ["requests", "batches", "subRequests", "throttled", "errors", "byRoute"]
+        assert stats["requests"] == 2 and stats["batches"] == 1 and stats["throttled"] == 2
+        assert stats["byRoute"] == {"GET /users": 1, "POST /$batch": 1}
+    assert client.post("/_emulator/stats/reset").status_code == 204
+    assert client.get("/_emulator/stats").json() == {"requests": 0, "batches": 0, "subRequests": 0, "throttled": 0,
+                                                     "errors": 0, "byRoute": {}}
+
+
+def test_stats_count_sub_requests_and_errors(client: Client) -> None:
+    client.post("/v1.0/$batch", json={"requests": [_get(1), _get(2, "/users/ghost@contoso.com"), _get(3, "/users")]})
+    s = client.get("/_emulator/stats").json()
+    assert (s["requests"], s["batches"], s["subRequests"], s["errors"]) == (1, 1, 3, 1)
+    assert s["byRoute"] == {"GET /organization": 1, "GET /users/{id}": 1, "GET /users": 1, "POST /$batch": 1}

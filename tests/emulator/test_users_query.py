@@ -1,0 +1,167 @@
+"""GET /users: paging by @odata.nextLink, $top bounds, $select, the $filter forms, $count (Graph's answers)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from emu_helpers import DOM, E5, EV, Client, error_of, make_client
+
+from provisioner.emulator.demo import demo_state, synthetic_state
+
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+
+
+def _all_pages(client: Client, params: dict[str, str], headers: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    r = client.get("/v1.0/users", params=params, headers=headers)
+    assert r.status_code == 200, r.text
+    out = list(r.json()["value"])
+    nxt = r.json().get("@odata.nextLink")
+    while nxt:
+        assert nxt.startswith("http://emu/v1.0/users?")
+        r = client.get(nxt)  # nextLink followed verbatim, without resending headers (as the SDK does)
+        assert r.status_code == 200, r.text
+        out += r.json()["value"]
+        nxt = r.json().get("@odata.nextLink")
+    return out
+
+
+def test_paging_returns_every_user_once_in_a_stable_order() -> None:
+    state = synthetic_state(2500, seed=3)
+    client = make_client(state)
+    users = _all_pages(client, {"$top": "999", "$select": "id"})
+    assert [u["id"] for u in users] == [u["id"] for u in state["users"]]
+    r = client.get("/v1.0/users", params={"$select": "id"})  # default page size is 100
+    assert len(r.json()["value"]) == 100
+
+
+def test_next_link_keeps_the_query_and_uses_the_request_base_url(client: Client) -> None:
+    r = client.get("/v1.0/users", params={"$top": "3", "$select": "id,usageLocation"})
+    link = urlsplit(r.json()["@odata.nextLink"])
+    assert (link.scheme, link.netloc, link.path) == ("http", "emu", "/v1.0/users")
+    q = parse_qs(link.query)
+    assert q["$top"] == ["3"] and q["$select"] == ["id,usageLocation"] and q["$skiptoken"]
+
+
+def test_top_bounds(client: Client) -> None:
+    for bad_top in ("0", "1000"):
+        r = client.get("/v1.0/users", params={"$top": bad_top})
+        assert error_of(r) == (400, "Request_UnsupportedQuery",
+                               f"Invalid page size specified: '{bad_top}'. Must be between 1 and 999 inclusive.")
+    assert error_of(client.get("/v1.0/users", params={"$top": "ten"}))[0] == 400
+    assert len(client.get("/v1.0/users", params={"$top": "999"}).json()["value"]) == 40
+
+
+def test_select_returns_exactly_the_selected_declared_properties(client: Client) -> None:
+    r = client.get("/v1.0/users", params={"$select": "id,usageLocation,city,businessPhones", "$top": "1"})
+    assert r.json()["value"] == [{"id": r.json()["value"][0]["id"], "usageLocation": "US", "city": None,
+                                  "businessPhones": []}]
+    r = client.get("/v1.0/users", params={"$select": "id,favouriteColour"})
+    assert error_of(r) == (400, "Request_BadRequest",
+                           "Could not find a property named 'favouriteColour' on type 'microsoft.graph.user'.")
+
+
+def test_default_properties_without_select(client: Client) -> None:
+    user = client.get("/v1.0/users", params={"$top": "1"}).json()["value"][0]
+    assert set(user) == {"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
+                         "officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id"}
+
+
+def test_filter_by_upn_eq_and_in(client: Client) -> None:
+    r = client.get("/v1.0/users", params={"$filter": "userPrincipalName eq 'Bob.US@contoso.com'", "$select": "id,userPrincipalName"})
+    assert [u["userPrincipalName"] for u in r.json()["value"]] == ["bob.us@contoso.com"]
+    r = client.get("/v1.0/users", params={
+        "$filter": "userPrincipalName in ('carol.us@contoso.com','alice.us@contoso.com','ghost@contoso.com')",
+        "$select": "userPrincipalName"})
+    assert [u["userPrincipalName"] for u in r.json()["value"]] == ["alice.us@contoso.com", "carol.us@contoso.com"]
+
+
+def test_filter_in_is_limited_to_15_values(client: Client) -> None:
+    values = ",".join(f"'u{i}@contoso.com'" for i in range(16))
+    r = client.get("/v1.0/users", params={"$filter": f"userPrincipalName in ({values})"})
+    assert error_of(r) == (400, "Request_UnsupportedQuery",
+                           "Too many child clauses specified in search filter expression containing 'OR' operators: "
+                           "16. Max allowed: 15.")
+    values = ",".join(f"'u{i}@contoso.com'" for i in range(15))
+    assert client.get("/v1.0/users", params={"$filter": f"userPrincipalName in ({values})"}).status_code == 200
+
+
+def test_filter_by_sku_needs_advanced_query_headers(client: Client) -> None:
+    flt = f"assignedLicenses/any(x:x/skuId eq {EV})"
+    for params, headers in (({"$filter": flt}, None), ({"$filter": flt}, EVENTUAL),
+                            ({"$filter": flt, "$count": "true"}, None)):
+        r = client.get("/v1.0/users", params=params, headers=headers)
+        assert r.status_code == 400, (params, headers)
+    r = client.get("/v1.0/users", params={"$filter": flt})
+    code, message = error_of(r)[1:]
+    assert code == "Request_UnsupportedQuery" and "'ConsistencyLevel:eventual' header is missing" in message
+    r = client.get("/v1.0/users", params={"$count": "true"})
+    assert error_of(r) == (400, "Request_BadRequest", "$count is not currently supported.")
+
+
+def test_filter_by_skus_joined_by_or_matches_direct_and_inherited_holders() -> None:
+    state = demo_state()
+    client = make_client(state)
+    flt = f"assignedLicenses/any(x:x/skuId eq {EV}) or assignedLicenses/any(x:x/skuId eq {DOM})"
+    got = _all_pages(client, {"$filter": flt, "$count": "true", "$top": "4", "$select": "userPrincipalName"},
+                     EVENTUAL)
+    sales = {m for g in state["groups"] for m in g["members"]}  # the group licenses MCOEV + MCOPSTN1
+    expected = [u["userPrincipalName"] for u in state["users"]
+                if u["id"] in sales or {lic["skuId"] for lic in u["assignedLicenses"]} & {EV, DOM}]
+    assert [u["userPrincipalName"] for u in got] == expected
+    r = client.get("/v1.0/users", params={"$filter": flt, "$count": "true"}, headers=EVENTUAL)
+    assert r.json()["@odata.count"] == len(expected)
+    # a lambda with `or` inside is refused, as Graph does (graph-docs#14036)
+    r = client.get("/v1.0/users", params={"$filter": f"assignedLicenses/any(x:x/skuId eq {EV} or x/skuId eq {E5})",
+                                          "$count": "true"}, headers=EVENTUAL)
+    assert error_of(r) == (400, "BadRequest", "Invalid filter clause")
+
+
+def test_filter_index_follows_writes(client: Client) -> None:
+    flt = {"$filter": f"assignedLicenses/any(x:x/skuId eq {E5})", "$count": "true", "$top": "999",
+           "$select": "userPrincipalName"}
+    before = client.get("/v1.0/users", params=flt, headers=EVENTUAL).json()["@odata.count"]
+    body = {"addLicenses": [{"skuId": E5, "disabledPlans": []}], "removeLicenses": []}
+    assert client.post("/v1.0/users/dave.us@contoso.com/assignLicense", json=body).status_code == 200
+    r = client.get("/v1.0/users", params=flt, headers=EVENTUAL).json()
+    assert r["@odata.count"] == before + 1
+    assert "dave.us@contoso.com" in {u["userPrincipalName"] for u in r["value"]}
+
+
+def test_unsupported_filters_and_tampered_skiptoken_are_400(client: Client) -> None:
+    for flt in ("displayName eq 'x'", "userPrincipalName eq 'a' and userPrincipalName eq 'b'", "userPrincipalName eq",
+                "nonsense(", ""):
+        assert client.get("/v1.0/users", params={"$filter": flt}).status_code == 400, flt
+    r = client.get("/v1.0/users", params={"$top": "2", "$skiptoken": "RFNwdAAAAA"})
+    assert error_of(r)[0] == 400
+
+
+def test_get_user_by_id_or_upn_with_select(client: Client) -> None:
+    first = client.get("/v1.0/users", params={"$top": "1", "$select": "id,userPrincipalName"}).json()["value"][0]
+    by_id = client.get(f"/v1.0/users/{first['id']}", params={"$select": "id,userPrincipalName"}).json()
+    by_upn = client.get(f"/v1.0/users/{first['userPrincipalName'].upper()}", params={"$select": "id"}).json()
+    assert by_id["userPrincipalName"] == first["userPrincipalName"]
+    assert by_upn["id"] == first["id"] and set(by_upn) == {"@odata.context", "id"}
+
+
+def test_subscribed_skus_and_organization_shapes(client: Client) -> None:
+    sku = client.get("/v1.0/subscribedSkus").json()["value"][0]
+    assert set(sku) == {"accountId", "accountName", "appliesTo", "capabilityStatus", "consumedUnits", "id",
+                        "prepaidUnits", "servicePlans", "skuId", "skuPartNumber", "subscriptionIds"}
+    assert set(sku["prepaidUnits"]) == {"enabled", "suspended", "warning", "lockedOut"}
+    org = client.get("/v1.0/organization").json()["value"][0]
+    assert org["displayName"] == "Contoso"
+    assert {d["name"] for d in org["verifiedDomains"]} == {"contoso.com", "contoso.onmicrosoft.com"}
+
+
+def test_errors_carry_graph_body_and_request_id(client: Client) -> None:
+    r = client.get("/v1.0/users/ghost@contoso.com", headers={"client-request-id": "abc-123"})
+    err = r.json()["error"]
+    assert r.status_code == 404 and err["code"] == "Request_ResourceNotFound"
+    assert err["innerError"]["request-id"] == r.headers["request-id"]
+    assert r.headers["client-request-id"] == "abc-123"
+    assert set(err["innerError"]) >= {"request-id", "date"}
+    r = client.get("/v1.0/groups")
+    assert error_of(r) == (400, "BadRequest", "Resource not found for the segment 'groups'.")
+    r = client.request("DELETE", "/v1.0/users/bob.us@contoso.com")
+    assert error_of(r)[0] == 405
