@@ -48,7 +48,11 @@ class LocalTenant:
 
     def _on_write(self) -> None:
         self.dirty = True
-        if time.monotonic() - self._last_save >= self._interval:
+        self.maybe_save()
+
+    def maybe_save(self) -> None:
+        """Save pending writes if the save interval has passed since the last save (coalescing)."""
+        if self.dirty and time.monotonic() - self._last_save >= self._interval:
             self.save()
 
     def save(self) -> None:

@@ -53,7 +53,7 @@ class _Server(uvicorn.Server):
     async def _flush_loop(self) -> None:
         while not self.should_exit:
             await asyncio.sleep(MIN_SAVE_INTERVAL_S)
-            self.tenant.flush()
+            self.tenant.maybe_save()  # respects the tenant's interval: a big tenant is not rewritten 2x/s
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         if self._flusher is not None:
