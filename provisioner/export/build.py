@@ -52,6 +52,7 @@ class Export:
     notes: tuple[str, ...] = ()  # tenant-wide remarks for the file header
     # The most common usage location of the entries, lifted into `defaults` (None: not lifted).
     default_usage_location: str | None = None
+    payg_funding: str | None = None  # written to policy.paygFunding when set
 
     def for_country(self, country: str | None) -> Export:
         """The part of this export whose users have this usage location (None: users without one)."""
@@ -62,6 +63,7 @@ class Export:
             group_only=tuple(g for g in self.group_only if g.usage_location == country),
             notes=self.notes,
             default_usage_location=_most_common_location(entries),
+            payg_funding=self.payg_funding,
         )
 
     def locations(self) -> list[str | None]:
@@ -90,9 +92,8 @@ def build_export(
 ) -> Export:
     """Every user holding a managed license directly becomes an entry; group-only holders become comments."""
     kinds = classify(observed.skus, catalog)
-    skus = observed.sku_by_id()
-    names = dict(group_names or {})
-    part_counts = Counter(s.part_number.upper() for s in observed.skus)
+    ctx = _Context(kinds, observed.sku_by_id(), catalog, dict(group_names or {}))
+    post_usage = _tenant_pays_after_use(observed, ctx)
 
     entries: list[ExportEntry] = []
     group_only: list[GroupOnlyUser] = []
@@ -101,7 +102,7 @@ def build_export(
         direct = sorted(s for s in user.direct_sku_ids if s in kinds)
         inherited = sorted({a.sku_id for a in user.assignments if a.by_group and a.sku_id in kinds})
         if direct:
-            entries.append(_entry(user, direct, inherited, kinds, skus, catalog, names, part_counts))
+            entries.append(_entry(user, direct, inherited, ctx, post_usage))
         elif inherited:
             group_only.append(
                 GroupOnlyUser(
@@ -109,7 +110,7 @@ def build_export(
                     usage_location=user.usage_location,
                     licenses=tuple(
                         sorted(
-                            (_part(skus, s), tuple(_group_label(g, names) for g in user.inherited_from(s)))
+                            (ctx.part(s), tuple(ctx.group_label(g) for g in user.inherited_from(s)))
                             for s in inherited
                         )
                     ),
@@ -118,116 +119,157 @@ def build_export(
     notes: list[str] = []
     if not observed.complete_for_managed:
         notes.append("WARNING: the tenant read was not complete for managed SKUs; some users may be missing.")
+    if post_usage:
+        notes.append(
+            "No Pay-As-You-Go user holds Communications Credits, so this export sets policy.paygFunding: "
+            "postUsage (new commerce billing). Change it if your tenant funds PAYG with credits."
+        )
     return Export(
         tenant=observed.tenant,
         entries=tuple(entries),
         group_only=tuple(group_only),
         notes=tuple(notes),
         default_usage_location=_most_common_location(entries),
+        payg_funding="postUsage" if post_usage else None,
     )
 
 
+@dataclass(frozen=True)
+class _Context:
+    kinds: Mapping[str, tuple[str, str | None]]
+    skus: Mapping[str, Sku]
+    catalog: Catalog
+    group_names: Mapping[str, str]
+
+    def part(self, sku_id: str) -> str:
+        sku = self.skus.get(sku_id)
+        return sku.part_number if sku else sku_id
+
+    def group_label(self, group_id: str) -> str:
+        name = self.group_names.get(group_id)
+        return f'group "{name}" ({group_id})' if name else f"group {group_id}"
+
+    def inherited_text(self, user: User, sku_ids: list[str]) -> str:
+        parts = []
+        for s in sorted(sku_ids, key=self.part):
+            groups = ", ".join(self.group_label(g) for g in user.inherited_from(s))
+            parts.append(f"{self.part(s)} from {groups}")
+        return "; ".join(parts)
+
+    def kind_of(self, sku_ids: Iterable[str], kind: str) -> list[str]:
+        return [s for s in sku_ids if self.kinds[s][0] == kind]
+
+
+def _tenant_pays_after_use(observed: Observed, ctx: _Context) -> bool:
+    """True when there are PAYG users and none holds Communications Credits (directly or by group).
+
+    Then the tenant evidently bills PAYG after use (new commerce), and `paygFunding: postUsage` says so;
+    exporting the default (communicationsCredits) would make every PAYG entry plan a credits license.
+    """
+    payg_users = funded = 0
+    for user in observed.users.values():
+        plans = ctx.kind_of(sorted(user.direct_sku_ids & ctx.kinds.keys()), CALLING_PLAN)
+        if len(plans) == 1 and ctx.kinds[plans[0]][1] == "payg":
+            payg_users += 1
+            funded += bool(ctx.kind_of(sorted(user.all_sku_ids & ctx.kinds.keys()), CREDITS))
+    return payg_users > 0 and funded == 0
+
+
 def _entry(
-    user: User,
-    direct: list[str],
-    inherited: list[str],
-    kinds: Mapping[str, tuple[str, str | None]],
-    skus: Mapping[str, Sku],
-    catalog: Catalog,
-    group_names: Mapping[str, str],
-    part_counts: Mapping[str, int],
+    user: User, direct: list[str], inherited: list[str], ctx: _Context, post_usage: bool
 ) -> ExportEntry:
     notes: list[str] = []
     if user.account_enabled is False:
         notes.append("account disabled")
-    plans = [s for s in direct if kinds[s][0] == CALLING_PLAN]
-    addons = [s for s in direct if kinds[s][0] == PHONE_SYSTEM]
-    credits = [s for s in direct if kinds[s][0] == CREDITS]
-    inherited_plans = [s for s in inherited if kinds[s][0] == CALLING_PLAN]
+    plans = ctx.kind_of(direct, CALLING_PLAN)
+    addons = ctx.kind_of(direct, PHONE_SYSTEM)
+    credits = ctx.kind_of(direct, CREDITS)
+    inherited_plans = ctx.kind_of(inherited, CALLING_PLAN)
+    funded_by_group = bool(ctx.kind_of(inherited, CREDITS))
 
-    calling_plan: str | None
+    calling_plan: str | None = None  # unmanaged unless set below
     if len(plans) > 1:
         # The format names one Calling Plan per user: leave them all unmanaged rather than plan a removal.
-        calling_plan = None
         notes.append(
             "holds several Calling Plans directly ("
-            + ", ".join(sorted(_part(skus, s) for s in plans))
+            + ", ".join(sorted(ctx.part(s) for s in plans))
             + "): callingPlan left unmanaged; keep one and declare it"
         )
     elif plans:
-        calling_plan = _plan_id_for(skus[plans[0]], kinds[plans[0]][1], user.usage_location, catalog)
-        if calling_plan.startswith("sku:") and part_counts.get(skus[plans[0]].part_number.upper(), 0) > 1:
+        calling_plan, why_not = _plan_value(
+            ctx.skus[plans[0]], ctx.kinds[plans[0]][1], user.usage_location, ctx
+        )
+        if why_not:
+            notes.append(why_not)
+        elif (
+            calling_plan is not None
+            and _is_payg(calling_plan, plans, ctx.kinds)
+            and not (credits or funded_by_group or post_usage)
+        ):
+            # payg implies credits (paygFunding: communicationsCredits) and `false` is refused with payg.
             notes.append(
-                f"{part_counts[skus[plans[0]].part_number.upper()]} SKUs in the tenant share this part number"
+                f"{ctx.part(plans[0])} (payg) without Communications Credits: callingPlan left unmanaged; "
+                "declare callingPlan: payg to have credits assigned"
             )
+            calling_plan = None
     elif inherited_plans:
         # `none` would ask for a removal the planner cannot make (inherited-license): leave it unmanaged.
-        calling_plan = None
-        notes.append(
-            "Calling Plan from a group: " + _inherited_text(user, inherited_plans, skus, group_names)
-        )
+        notes.append("Calling Plan from a group: " + ctx.inherited_text(user, inherited_plans))
     else:
         calling_plan = "none"
 
     phone_system: bool | None = None
     if addons and calling_plan in (None, "none"):
         phone_system = True  # a Direct Routing user (or one whose plan is unmanaged): keep the add-on
-    communications_credits: bool | None = True if credits else None
-    if not credits and _is_payg(calling_plan, plans, kinds):
-        # payg implies credits under the default policy; say "false" so the export keeps what is there.
-        communications_credits = False
-        notes.append(
-            "payg without Communications Credits: set communicationsCredits: true to fund outgoing calls"
-        )
-
     other_inherited = [s for s in inherited if s not in inherited_plans]
     if other_inherited:
-        notes.append("also from a group: " + _inherited_text(user, other_inherited, skus, group_names))
+        notes.append("also from a group: " + ctx.inherited_text(user, other_inherited))
     return ExportEntry(
         upn=user.upn,
         usage_location=user.usage_location,
         calling_plan=calling_plan,
         phone_system=phone_system,
-        communications_credits=communications_credits,
+        communications_credits=True if credits else None,
         notes=tuple(notes),
     )
 
 
-def _plan_id_for(sku: Sku, plan_id: str | None, country: str | None, catalog: Catalog) -> str:
-    """The plan id that the planner resolves back to this SKU in `country`, else `sku:<skuPartNumber>`."""
-    if plan_id is not None and country:
-        offer = catalog.offer_for(plan_id, country)
-        if offer is not None and catalog.sku_matches_offer(
-            offer, sku.part_number, [p.name for p in sku.service_plans]
-        ):
-            return plan_id
-    return f"sku:{sku.part_number}"
+def _plan_value(
+    sku: Sku, plan_id: str | None, country: str | None, ctx: _Context
+) -> tuple[str | None, str | None]:
+    """(callingPlan value, None), or (None, why it is left unmanaged).
+
+    The plan id when the planner resolves it back to this SKU in `country`; `sku:<part>` when another tenant
+    SKU with a different part number provides the same offer there (pins the one held). A SKU the catalog
+    does not sell in the user's country cannot be declared (validate refuses it), so it stays unmanaged.
+    """
+    names = [p.name for p in sku.service_plans]
+    if plan_id is None:
+        return None, f"{sku.part_number} is not a Calling Plan the catalog names: callingPlan left unmanaged"
+    if not country:
+        return None, f"holds {sku.part_number} but has no usage location: callingPlan left unmanaged"
+    offer = ctx.catalog.offer_for(plan_id, country)
+    if offer is None or not ctx.catalog.sku_matches_offer(offer, sku.part_number, names):
+        return None, (
+            f"holds {sku.part_number}, which the catalog does not sell in {country}: callingPlan left unmanaged"
+        )
+    by_part = sku.part_number.upper() in {p.upper() for p in offer.part_numbers}
+    rivals = {
+        s.part_number.upper()
+        for s in ctx.skus.values()
+        if s.sku_id != sku.sku_id
+        and ctx.kinds.get(s.sku_id, ("", None))[0] == CALLING_PLAN
+        and ctx.catalog.sku_matches_offer(offer, s.part_number, [p.name for p in s.service_plans])
+    } - {sku.part_number.upper()}
+    if by_part and rivals:
+        return f"sku:{sku.part_number}", None
+    return plan_id, None
 
 
 def _is_payg(calling_plan: str | None, plans: list[str], kinds: Mapping[str, tuple[str, str | None]]) -> bool:
     if calling_plan == "payg":
         return True
     return bool(calling_plan and calling_plan.startswith("sku:") and plans and kinds[plans[0]][1] == "payg")
-
-
-def _inherited_text(
-    user: User, sku_ids: list[str], skus: Mapping[str, Sku], group_names: Mapping[str, str]
-) -> str:
-    parts = []
-    for s in sorted(sku_ids, key=lambda s: _part(skus, s)):
-        groups = ", ".join(_group_label(g, group_names) for g in user.inherited_from(s))
-        parts.append(f"{_part(skus, s)} from {groups}")
-    return "; ".join(parts)
-
-
-def _group_label(group_id: str, group_names: Mapping[str, str]) -> str:
-    name = group_names.get(group_id)
-    return f'group "{name}" ({group_id})' if name else f"group {group_id}"
-
-
-def _part(skus: Mapping[str, Sku], sku_id: str) -> str:
-    sku = skus.get(sku_id)
-    return sku.part_number if sku else sku_id
 
 
 def _most_common_location(entries: Iterable[ExportEntry]) -> str | None:

@@ -43,6 +43,8 @@ def render_manifest(export: Export, *, country: str | None = None, split: bool =
         "policy:",
         "  unlisted: ignore  # users declared nowhere keep their licenses; `remove` would take them away",
     ]
+    if export.payg_funding is not None:
+        lines.append(f"  paygFunding: {scalar(export.payg_funding)}")
     default = export.default_usage_location
     if default is not None:
         lines += ["defaults:", f"  usageLocation: {scalar(default)}"]

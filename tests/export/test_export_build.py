@@ -118,12 +118,57 @@ def test_group_only_users_are_comments_naming_the_group() -> None:
     )
 
 
-def test_sku_outside_its_country_is_exported_by_part_number() -> None:
-    # The US PAYG SKU held by a GB user: `payg` would resolve to the zone-1 (non-US) SKU, a change.
-    obs = observed(user("gb@contoso.com", "GB", "EV", "PAYG_US"))
+def test_sku_not_sold_in_the_users_country_is_left_unmanaged() -> None:
+    # The US PAYG SKU held by a GB user: `payg` would resolve to the zone-1 (non-US) SKU, and validate
+    # refuses `sku:<US PAYG>` in GB, so the plan is not declared (omitted = left as it is).
+    obs = observed(user("gb@contoso.com", "GB", "EV", "PAYG_US", "CC"))
+    text = render_manifest(build_export(obs, load_catalog()))
+    assert entries_by_upn(text) == {"gb@contoso.com": {"phoneSystem": True, "communicationsCredits": True}}
+    assert f"# holds {PAYG_US}, which the catalog does not sell in GB: callingPlan left unmanaged" in text
+
+
+def test_sku_is_pinned_by_part_number_when_two_skus_provide_the_offer() -> None:
+    # MCOPSTN_5 and the legacy MCOPSTN5 both provide domestic-120 in GB: `sku:` keeps the one held.
+    m5_new = Sku("m5new", "MCOPSTN_5", "Enabled", 10, 0, service_plans=(ServicePlan("p-5", "MCOPSTN5"),))
+    obs = Observed(
+        tenant=TENANT,
+        skus=(*SKUS.values(), m5_new),
+        users={u.key: u for u in [user("old@contoso.com", "GB", "EV", "M5A")]},
+    )
     assert entries_by_upn(render_manifest(build_export(obs, load_catalog()))) == {
-        "gb@contoso.com": {"callingPlan": f"sku:{PAYG_US}", "communicationsCredits": False},
+        "old@contoso.com": {"callingPlan": "sku:MCOPSTN5"}
     }
+    # with only one SKU for the offer, the plan id is enough
+    alone = observed(user("old@contoso.com", "GB", "EV", "M5A"))
+    assert entries_by_upn(render_manifest(build_export(alone, load_catalog()))) == {
+        "old@contoso.com": {"callingPlan": "domestic-120"}
+    }
+
+
+def test_payg_funding_unfunded_users_and_post_usage_tenants() -> None:
+    mixed = observed(
+        user("funded@contoso.com", "US", "EV", "PAYG_US", "CC"),
+        user("unfunded@contoso.com", "US", "EV", "PAYG_US"),
+    )
+    text = render_manifest(build_export(mixed, load_catalog()))
+    assert entries_by_upn(text) == {
+        "funded@contoso.com": {"callingPlan": "payg", "communicationsCredits": True},
+        "unfunded@contoso.com": {"phoneSystem": True},
+    }
+    assert "paygFunding" not in text
+    assert f"# {PAYG_US} (payg) without Communications Credits: callingPlan left unmanaged" in text
+    # No PAYG user holds credits: the tenant bills after use; say so in the policy.
+    post = observed(
+        user("a@contoso.com", "US", "EV", "PAYG_US"), user("b@contoso.com", "GB", "EV", "PAYG_Z1")
+    )
+    text = render_manifest(build_export(post, load_catalog()))
+    doc = yaml.safe_load(text)
+    assert doc["policy"] == {"unlisted": "ignore", "paygFunding": "postUsage"}
+    assert entries_by_upn(text) == {
+        "a@contoso.com": {"usageLocation": "US", "callingPlan": "payg"},
+        "b@contoso.com": {"callingPlan": "payg"},  # a 1:1 tie lifts the alphabetically first (GB)
+    }
+    assert "# No Pay-As-You-Go user holds Communications Credits" in text
 
 
 def test_unexpressible_states_are_left_unmanaged_with_a_note() -> None:
@@ -135,7 +180,7 @@ def test_unexpressible_states_are_left_unmanaged_with_a_note() -> None:
     exp = build_export(obs, load_catalog())
     text = render_manifest(exp)
     assert entries_by_upn(text) == {
-        "dup@contoso.com": {"callingPlan": "sku:MCOPSTN5"},
+        "dup@contoso.com": {"phoneSystem": True},
         "grp@contoso.com": {"usageLocation": "US", "phoneSystem": True},
         "two@contoso.com": {"usageLocation": "US", "phoneSystem": True},
     }
@@ -143,7 +188,8 @@ def test_unexpressible_states_are_left_unmanaged_with_a_note() -> None:
     assert "defaults:" not in text
     assert "# holds several Calling Plans directly (MCOPSTN1, MCOPSTN2): callingPlan left unmanaged" in text
     assert "# Calling Plan from a group: MCOPSTN1 from group g1" in text
-    assert "# account disabled" in text and "# 2 SKUs in the tenant share this part number" in text
+    assert "# account disabled" in text
+    assert "# holds MCOPSTN5 but has no usage location: callingPlan left unmanaged" in text
 
 
 def test_norway_and_odd_upns_survive_yaml() -> None:
