@@ -134,6 +134,8 @@ class PoolLine:
     users_after: int
     minutes_before: int | None
     minutes_after: int | None
+    sku_id: str = ""  # part numbers are not unique (two SKUs are MCOPSTN5): the id tells pools apart
+    pooled: bool = True  # False for plans whose minutes never pool (Pay-As-You-Go): minutes are then None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,13 +145,16 @@ class PoolLine:
             "usersAfter": self.users_after,
             "minutesBefore": self.minutes_before,
             "minutesAfter": self.minutes_after,
+            "skuId": self.sku_id,
+            "pooled": self.pooled,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PoolLine:
         return cls(
-            d["country"], d["skuPartNumber"], d["usersBefore"], d["usersAfter"], d.get("minutesBefore"), d.get("minutesAfter")
-        )
+            d["country"], d["skuPartNumber"], d["usersBefore"], d["usersAfter"], d.get("minutesBefore"),
+            d.get("minutesAfter"), sku_id=d.get("skuId", ""), pooled=bool(d.get("pooled", True)),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,241 @@
+"""Turn resolved targets into Graph calls in a valid execution order, simulating seats call by call. Pure.
+
+Per user, the calls are: [assignLicenses removing the old Calling Plan, when the user moves to a country
+where it is not sold] → setUsageLocation → one assignLicenses (adds and removes together). Across users, a
+seat model mirrors Graph's (and the emulator's) counting: an add takes a free seat unless the user already
+holds the SKU directly or through an active group assignment; a removal frees a seat unless the user also
+inherits the SKU, and a freed seat goes first to group members waiting in CountViolation. Calls that only
+free seats run first; a call that needs a seat freed by another user's call lists it in `dependsOn`, so any
+execution that honours `dependsOn` (batched, parallel) stays within the seats, not only the listed order.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from dataclasses import dataclass, field
+
+from provisioner.model.observed import Observed
+from provisioner.planner.resolve import Target, active_inherited, inherited
+from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, TenantView
+
+
+@dataclass
+class Step:
+    """One planned call, before it gets its public id."""
+
+    target: Target
+    type: str  # setUsageLocation | assignLicenses
+    add: tuple[str, ...] = ()
+    remove: tuple[str, ...] = ()
+    needs: tuple[str, ...] = ()  # SKUs this call takes a new seat of
+    frees: tuple[str, ...] = ()  # SKUs this call gives a seat back to
+    reason: str = ""
+    position: int = -1
+    deps: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Schedule:
+    steps: list[Step]  # execution order; Step.position is the index
+    blocked: list[Target]  # users none of whose calls are planned: no seat order exists
+    initial_free: dict[str, int]
+    used_initial: dict[str, int]  # per SKU, free seats the plan takes (its seat precondition)
+    taken: dict[str, int]  # new seats taken, per SKU
+    released: dict[str, int]  # seats released to the pool (not absorbed by waiting group members), per SKU
+    absorbed: dict[str, int]  # seats freed that went to group members waiting in CountViolation
+    problems: list[tuple[str, int, int, int, list[Step]]]  # (sku, needed, free, freed, stuck steps)
+
+
+def steps_for(t: Target, view: TenantView) -> list[Step]:
+    """The calls of one user, in the order they must run."""
+    user = t.user
+    act_inh, inh = active_inherited(user), inherited(user)
+    direct = user.direct_sku_ids
+
+    def assign(add: set[str], remove: set[str], reason: str) -> Step:
+        a = tuple(sorted(add, key=lambda s: (view.part(s), s)))
+        r = tuple(sorted(remove, key=lambda s: (view.part(s), s)))
+        return Step(
+            t,
+            "assignLicenses",
+            a,
+            r,
+            needs=tuple(s for s in a if s not in direct and s not in act_inh),
+            frees=tuple(s for s in r if s not in inh),
+            reason=reason,
+        )
+
+    steps: list[Step] = []
+    moving = t.location_to is not None
+    remove_first = moving and any(view.kind(s) == CALLING_PLAN for s in t.remove) and _valid_between(t, view)
+    reason = "; ".join(t.notes)
+    if remove_first:
+        steps.append(assign(set(), t.remove, f"remove before moving to {t.location_to}: " + reason))
+    if moving:
+        steps.append(
+            Step(
+                t,
+                "setUsageLocation",
+                reason=f"usage location {t.user.usage_location or '(none)'} → {t.location_to}",
+            )
+        )
+    if remove_first:
+        if t.add:
+            steps.append(assign(t.add, set(), reason))
+    elif t.add or t.remove:
+        steps.append(assign(t.add, t.remove, reason))
+    return steps
+
+
+def _valid_between(t: Target, view: TenantView) -> bool:
+    """Removing first must not leave a Calling Plan without Phone System in between (it never should)."""
+    mid = (t.user.direct_sku_ids - t.remove) | active_inherited(t.user)
+    return not any(view.kind(s) == CALLING_PLAN for s in mid) or view.gives_phone_system(t.user, mid)
+
+
+def pending_group_seats(observed: Observed) -> dict[str, int]:
+    """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
+    out: dict[str, int] = {}
+    for user in observed.users.values():
+        waiting = {
+            a.sku_id for a in user.assignments if a.by_group is not None and a.error == "CountViolation"
+        }
+        if not waiting:
+            continue
+        held = user.direct_sku_ids | active_inherited(user)
+        for sku_id in waiting - held:
+            out[sku_id] = out.get(sku_id, 0) + 1
+    return out
+
+
+def schedule(targets: list[Target], view: TenantView, observed: Observed) -> Schedule:
+    """Order every target's calls; users whose calls no seat order allows are returned as `blocked`."""
+    pending = pending_group_seats(observed)
+    initial = {
+        sku_id: (max(0, info.sku.free) if info.sku.capability_status in ASSIGNABLE else 0)
+        for sku_id, info in view.skus.items()
+    }
+    plans = {t.key: steps_for(t, view) for t in targets if t.changes}
+    first = _run(plans, initial, pending)
+    if not first.stuck:
+        return _result(first, [], initial, [])
+    # Report against the whole plan, then plan without the stuck users (their calls, if run half-way, could
+    # leave someone without a Calling Plan), repeating while dropping them strands others.
+    problems = _problems(plans, first, initial, pending)
+    blocked: list[Target] = []
+    run = first
+    while run.stuck:
+        for key in sorted(run.stuck):
+            blocked.append(plans[key][0].target)
+            del plans[key]
+        run = _run(plans, initial, pending)
+    return _result(run, blocked, initial, problems)
+
+
+@dataclass
+class _Run:
+    order: list[Step]
+    stuck: set[str]
+    used_initial: dict[str, int]
+    taken: dict[str, int]
+    released: dict[str, int]
+    absorbed: dict[str, int]
+    short: set[str] = field(default_factory=set)  # SKUs some stuck call waits for
+
+
+def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict[str, int]) -> _Run:
+    for steps in plans.values():
+        for st in steps:
+            st.position = -1
+    left = dict(initial)
+    pending = dict(pending_in)
+    freed: dict[str, deque[int]] = {}
+    absorbed_by: dict[str, list[int]] = {}
+    used: dict[str, int] = {}
+    taken: dict[str, int] = {}
+    released: dict[str, int] = {}
+    absorbed: dict[str, int] = {}
+    order: list[Step] = []
+    cursor = dict.fromkeys(plans, 0)
+    waiting: dict[str, list[str]] = {}
+    heap: list[tuple[int, str]] = []
+
+    def push(key: str) -> None:
+        step = plans[key][cursor[key]]
+        heapq.heappush(heap, (1 if step.needs else 0, key))
+
+    for key in sorted(plans):
+        push(key)
+    while heap:
+        _, key = heapq.heappop(heap)
+        step = plans[key][cursor[key]]
+        short = next((s for s in step.needs if left.get(s, 0) + len(freed.get(s, ())) < 1), None)
+        if short is not None:
+            waiting.setdefault(short, []).append(key)
+            continue
+        step.position = len(order)
+        step.deps = set()
+        if cursor[key] > 0:
+            step.deps.add(plans[key][cursor[key] - 1].position)
+        for s in step.needs:
+            taken[s] = taken.get(s, 0) + 1
+            if left.get(s, 0) > 0:
+                left[s] -= 1
+                used[s] = used.get(s, 0) + 1
+            else:
+                step.deps.add(freed[s].popleft())
+                # Which removal's seat a waiting group member takes depends on timing: wait for all of them.
+                step.deps.update(absorbed_by.get(s, ()))
+        order.append(step)
+        for s in step.frees:
+            if pending.get(s, 0) > 0:
+                pending[s] -= 1
+                absorbed[s] = absorbed.get(s, 0) + 1
+                absorbed_by.setdefault(s, []).append(step.position)
+            else:
+                freed.setdefault(s, deque()).append(step.position)
+                released[s] = released.get(s, 0) + 1
+                for k in waiting.pop(s, ()):
+                    push(k)
+        cursor[key] += 1
+        if cursor[key] < len(plans[key]):
+            push(key)
+    stuck = {k for ks in waiting.values() for k in ks}
+    short_skus = {s for s in waiting if waiting[s]}
+    return _Run(order, stuck, used, taken, released, absorbed, short_skus)
+
+
+def _problems(
+    plans: dict[str, list[Step]], run: _Run, initial: dict[str, int], pending: dict[str, int]
+) -> list[tuple[str, int, int, int, list[Step]]]:
+    """Per SKU some stuck call needs: (sku, seats needed by the whole plan, free now, freed by the plan, stuck)."""
+    stuck_steps = [plans[k][_index_of_first_unplaced(plans[k])] for k in sorted(run.stuck)]
+    skus = sorted({s for st in stuck_steps for s in st.needs if s in run.short})
+    out = []
+    for sku in skus:
+        need = sum(1 for steps in plans.values() for st in steps for s in st.needs if s == sku)
+        frees = sum(1 for steps in plans.values() for st in steps for s in st.frees if s == sku)
+        freed = max(0, frees - pending.get(sku, 0))
+        out.append((sku, need, initial.get(sku, 0), freed, [st for st in stuck_steps if sku in st.needs]))
+    return out
+
+
+def _index_of_first_unplaced(steps: list[Step]) -> int:
+    for i, st in enumerate(steps):
+        if st.position < 0:
+            return i
+    return 0
+
+
+def _result(run: _Run, blocked: list[Target], initial: dict[str, int], problems: list) -> Schedule:  # type: ignore[type-arg]
+    return Schedule(
+        steps=run.order,
+        blocked=sorted(blocked, key=lambda t: t.key),
+        initial_free=initial,
+        used_initial=run.used_initial,
+        taken=run.taken,
+        released=run.released,
+        absorbed=run.absorbed,
+        problems=problems,
+    )

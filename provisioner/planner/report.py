@@ -1,0 +1,186 @@
+"""What a plan reports besides its actions: seats, minute pools, the per-user view, fingerprint, preconditions. Pure."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+
+from provisioner.model.desired import DesiredUser
+from provisioner.model.observed import Observed, User
+from provisioner.model.plan import (
+    PoolLine,
+    SeatLine,
+    SeatPrecondition,
+    UserChange,
+    UserPrecondition,
+    UserState,
+)
+from provisioner.planner.order import Schedule
+from provisioner.planner.resolve import Target, active_inherited
+from provisioner.planner.tenant import CALLING_PLAN, TenantView
+
+
+def fingerprint(observed: Observed) -> str:
+    """sha256 of everything the plan was computed from (tenant, SKUs and their seats, every user read)."""
+    h = hashlib.sha256()
+    h.update(f"tenant|{observed.tenant.id.lower()}\n".encode())
+    for s in sorted(observed.skus, key=lambda s: s.sku_id):
+        h.update(f"sku|{s.sku_id}|{s.part_number}|{s.capability_status}|{s.enabled}|{s.consumed}\n".encode())
+    for key in sorted(observed.users):
+        u = observed.users[key]
+        lic = sorted(
+            (a.sku_id, a.by_group or "", ",".join(sorted(a.disabled_plans)), a.state or "", a.error or "")
+            for a in u.assignments
+        )
+        h.update(f"user|{u.id}|{key}|{u.usage_location or ''}|{lic}\n".encode())
+    return "sha256:" + h.hexdigest()
+
+
+def seat_lines(view: TenantView, sched: Schedule) -> tuple[SeatLine, ...]:
+    """Every managed SKU, plus any other SKU the plan touches, sorted by part number then id."""
+    touched = set(sched.taken) | set(sched.released)
+    lines = []
+    for sku_id, info in view.skus.items():
+        if info.kind is None and sku_id not in touched:
+            continue
+        s = info.sku
+        after = s.consumed + sched.taken.get(sku_id, 0) - sched.released.get(sku_id, 0)
+        lines.append(SeatLine(s.part_number, sku_id, s.enabled, s.consumed, after))
+    return tuple(sorted(lines, key=lambda x: (x.part_number.lower(), x.sku_id)))
+
+
+def seat_preconditions(view: TenantView, sched: Schedule) -> tuple[SeatPrecondition, ...]:
+    return tuple(
+        SeatPrecondition(sku_id, view.part(sku_id), n)
+        for sku_id, n in sorted(sched.used_initial.items(), key=lambda kv: (view.part(kv[0]).lower(), kv[0]))
+        if n > 0
+    )
+
+
+def after_skus(user: User, target: Target | None) -> frozenset[str]:
+    """The SKUs a user holds (direct or through an active group) once the plan ran."""
+    held = user.direct_sku_ids
+    if target is not None and target.blocked is None:
+        held = (held - target.remove) | target.add
+    return held | active_inherited(user)
+
+
+def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> tuple[PoolLine, ...]:
+    """Users and pooled minutes per (country, Calling Plan SKU), before and after."""
+    cp = {s for s, info in view.skus.items() if info.kind == CALLING_PLAN}
+    before: dict[tuple[str, str], int] = defaultdict(int)
+    after: dict[tuple[str, str], int] = defaultdict(int)
+    for key, user in observed.users.items():
+        t = planned.get(key)
+        for s in (user.direct_sku_ids | active_inherited(user)) & cp:
+            before[(user.usage_location or "", s)] += 1
+        loc = (t.location_after if t is not None and t.blocked is None else user.usage_location) or ""
+        for s in after_skus(user, t) & cp:
+            after[(loc, s)] += 1
+    out = []
+    for country, sku_id in sorted(
+        set(before) | set(after), key=lambda k: (k[0], view.part(k[1]).lower(), k[1])
+    ):
+        info = view.skus[sku_id]
+        per_user, pooled = None, True
+        if info.plan_id is not None and country:
+            offer = view.offer(info.plan_id, country)
+            if offer is not None and view.valid_in(sku_id, country):
+                pooled = offer.pooled
+                per_user = offer.minutes_for(country)
+        ub, ua = before.get((country, sku_id), 0), after.get((country, sku_id), 0)
+        mb = per_user * ub if per_user is not None and pooled else None
+        ma = per_user * ua if per_user is not None and pooled else None
+        out.append(PoolLine(country, info.part, ub, ua, mb, ma, sku_id=sku_id, pooled=pooled))
+    return tuple(out)
+
+
+def user_state(view: TenantView, user: User, direct: frozenset[str], location: str | None) -> UserState:
+    inh = {a.sku_id for a in user.assignments if a.by_group is not None}
+    return UserState(
+        location,
+        tuple(sorted(view.part(s) for s in direct if s in view.managed)),
+        tuple(sorted(view.part(s) for s in inh if s in view.managed)),
+    )
+
+
+def problems_of(view: TenantView, user: User) -> tuple[str, ...]:
+    """licenseAssignmentStates errors on the user's managed licenses, in words (the drift view's "broken")."""
+    out = []
+    for a in user.assignments:
+        if a.error and a.error != "None" and (a.sku_id in view.managed or a.sku_id in view.phone_system_skus):
+            source = f"group '{view.group_name(a.by_group)}'" if a.by_group else "direct assignment"
+            out.append(f"{a.error} on {view.part(a.sku_id)} ({source})")
+    return tuple(sorted(set(out)))
+
+
+def declared_text(du: DesiredUser | None) -> str:
+    """The manifest's wish in words, managed fields only."""
+    if du is None:
+        return "not declared (policy.unlisted: remove)"
+    parts = []
+    if du.usage_location is not None:
+        parts.append(f"usageLocation {du.usage_location}")
+    if du.calling_plan is not None:
+        parts.append(f"callingPlan {du.calling_plan}")
+    ps = du.wants_phone_system
+    if ps is not None:
+        parts.append(
+            f"phoneSystem {'true' if ps else 'false'}" + ("" if du.phone_system is not None else " (implied)")
+        )
+    if du.communications_credits is not None:
+        parts.append(f"communicationsCredits {'true' if du.communications_credits else 'false'}")
+    return ", ".join(parts) or "(no managed fields)"
+
+
+def user_changes(
+    view: TenantView,
+    targets: list[Target],
+    observed: Observed,
+    declared: dict[str, DesiredUser],
+    flagged: set[str],
+) -> tuple[UserChange, ...]:
+    """The per-user view: users with changes, blocked changes, assignment errors, or diagnostics."""
+    by_key = {t.key: t for t in targets}
+    keys = set(by_key) | {k for k in flagged if k in observed.users}
+    for key in declared:
+        user = observed.users.get(key)
+        if user is not None and any(a.error and a.error != "None" for a in user.assignments):
+            keys.add(key)
+    out = []
+    for key in sorted(keys):
+        user = observed.users[key]
+        t = by_key.get(key)
+        du = declared.get(key)
+        if t is None and du is None:
+            continue
+        direct_after = user.direct_sku_ids
+        loc_after = user.usage_location
+        problems = list(problems_of(view, user))
+        if t is not None and t.blocked is None:
+            direct_after = (direct_after - t.remove) | t.add
+            loc_after = t.location_after
+        elif t is not None and t.blocked:
+            problems.append(t.blocked)
+        if t is not None and not t.changes and not problems and key not in flagged:
+            continue
+        out.append(
+            UserChange(
+                upn=user.upn,
+                user_id=user.id,
+                before=user_state(view, user, user.direct_sku_ids, user.usage_location),
+                after=user_state(view, user, frozenset(direct_after), loc_after),
+                source=str(du.source) if du else None,
+                declared=declared_text(du),
+                problems=tuple(problems),
+            )
+        )
+    return tuple(out)
+
+
+def user_preconditions(targets: list[Target]) -> tuple[UserPrecondition, ...]:
+    return tuple(
+        UserPrecondition(t.user.id, t.user.upn, t.user.usage_location, tuple(sorted(t.user.direct_sku_ids)))
+        for t in sorted(targets, key=lambda t: t.key)
+        if t.changes and t.blocked is None
+    )

@@ -1,0 +1,323 @@
+"""Resolve each declared user to the managed licenses and usage location the manifests ask for. Pure.
+
+The result per user is a `Target`: the usage location change (if any) and the sets of SKU ids to add and
+remove, already made safe (a Calling Plan never ends up without Phone System; inherited licenses are never
+removed; nothing is added to a user without a usage location). Problems become diagnostics, never raises.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from provisioner.model.desired import DesiredUser, Policy
+from provisioner.model.observed import User
+from provisioner.model.plan import Diagnostic
+from provisioner.planner import messages as msg
+from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, CREDITS, PHONE_SYSTEM, SkuInfo, TenantView
+
+# licenseAssignmentStates in which an inherited license does not count as held by Graph's rules.
+_INACTIVE_STATES = frozenset({"Error", "Disabled"})
+
+
+@dataclass
+class Target:
+    """What one user should become. `add`/`remove` hold sku ids; `location_to` is None when unchanged."""
+
+    user: User
+    declared: DesiredUser | None
+    location_to: str | None = None
+    add: set[str] = field(default_factory=set)
+    remove: set[str] = field(default_factory=set)
+    notes: list[str] = field(default_factory=list)  # reason fragments, display only
+    blocked: str | None = None  # set by ordering when no seat order exists for this user
+
+    @property
+    def key(self) -> str:
+        return self.user.key
+
+    @property
+    def location_after(self) -> str | None:
+        return self.location_to if self.location_to is not None else self.user.usage_location
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.add or self.remove or self.location_to is not None)
+
+
+def active_inherited(user: User) -> frozenset[str]:
+    """SKUs the user holds through a group assignment that Graph counts (not in Error / Disabled)."""
+    return frozenset(
+        a.sku_id for a in user.assignments if a.by_group is not None and a.state not in _INACTIVE_STATES
+    )
+
+
+def inherited(user: User) -> frozenset[str]:
+    return frozenset(a.sku_id for a in user.assignments if a.by_group is not None)
+
+
+class Resolver:
+    """Per-plan resolution context: the tenant view, the policy, and the diagnostics being collected."""
+
+    def __init__(self, view: TenantView, policy: Policy, diagnostics: list[Diagnostic]) -> None:
+        self.view = view
+        self.policy = policy
+        self.diags = diagnostics
+        # SKU id -> users whose add of it was dropped because the subscription cannot assign (Suspended, ...)
+        self.inactive: dict[str, int] = {}
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _diag(self, severity: str, code: str, message: str, upn: str | None, source: str | None) -> None:
+        self.diags.append(Diagnostic(severity, code, message, upn, source))  # type: ignore[arg-type]
+
+    def _group_names(self, user: User, sku_id: str) -> str:
+        return msg.group_list([self.view.group_name(g) for g in user.inherited_from(sku_id)])
+
+    def _warn_inherited(self, user: User, sku_id: str, wish: str, source: str | None) -> None:
+        self._diag(
+            "warning",
+            "inherited-license",
+            msg.inherited(self.view.part(sku_id), self._group_names(user, sku_id), wish),
+            user.upn,
+            source,
+        )
+
+    def _take_seat(self, info: SkuInfo) -> None:
+        self.view.tentative_free[info.sku_id] = self.view.tentative_free.get(info.sku_id, 0) - 1
+
+    # -- declared users ------------------------------------------------------------------------------
+
+    def declared(self, du: DesiredUser, user: User) -> Target:
+        view, src = self.view, str(du.source)
+        t = Target(user, du)
+        if du.usage_location is not None and du.usage_location.upper() != (user.usage_location or "").upper():
+            t.location_to = du.usage_location.upper()
+            t.notes.append(f"usage location {user.usage_location or '(none)'} → {t.location_to}")
+        country = t.location_after
+        direct = user.direct_sku_ids
+        held = user.all_sku_ids
+        inh = inherited(user)
+        managed_direct = direct & view.managed
+
+        if du.phone_system is False:
+            # "ensure no managed license is directly assigned": every add-on, Calling Plan and credits license.
+            t.remove |= managed_direct
+            for sku_id in sorted(inh & view.managed, key=view.part):
+                self._warn_inherited(user, sku_id, "phoneSystem: false", src)
+            if managed_direct:
+                t.notes.append("phoneSystem: false removes every managed license")
+            self._finish(t, src)
+            return t
+
+        # Calling Plan
+        calling_direct = {s for s in direct if view.kind(s) == CALLING_PLAN}
+        calling_inherited = {s for s in inh if view.kind(s) == CALLING_PLAN}
+        target_cp: SkuInfo | None = None
+        cp_resolved = False
+        if du.calling_plan == "none":
+            t.remove |= calling_direct
+            for sku_id in sorted(calling_inherited - calling_direct, key=view.part):
+                self._warn_inherited(user, sku_id, "callingPlan: none", src)
+            cp_resolved = True
+        elif du.calling_plan is not None:
+            target_cp = self._calling_plan(du, user, country, src)
+            if target_cp is not None:
+                cp_resolved = True
+                if target_cp.sku_id not in held:
+                    t.add.add(target_cp.sku_id)
+                    self._take_seat(target_cp)
+                    t.notes.append(f"Calling Plan {du.calling_plan} ({country}) → {target_cp.part}")
+                t.remove |= calling_direct - {target_cp.sku_id}
+                for sku_id in sorted(calling_inherited - {target_cp.sku_id} - calling_direct, key=view.part):
+                    self._warn_inherited(user, sku_id, f"callingPlan: {du.calling_plan}", src)
+        elif t.location_to is not None:
+            # Calling Plan not managed, but the user moves: warn when the plan they keep is not sold there.
+            for sku_id in sorted(calling_direct | calling_inherited, key=view.part):
+                if not view.valid_in(sku_id, country):
+                    self._diag(
+                        "warning",
+                        "plan-not-available-in-country",
+                        msg.kept_plan_invalid(view.part(sku_id), country or "?"),
+                        user.upn,
+                        src,
+                    )
+
+        # Phone System
+        if du.wants_phone_system is True:
+            after = (direct | t.add) - t.remove
+            if not view.gives_phone_system(user, after | active_inherited(user), frozenset(t.add)):
+                addon = view.first_of_parts([self.policy.phone_system_sku], held)
+                if addon is None:
+                    self._missing(
+                        self.policy.phone_system_sku, "Phone System (policy.phoneSystemSku)", user, src
+                    )
+                else:
+                    t.add.add(addon.sku_id)
+                    if addon.sku_id not in held:
+                        self._take_seat(addon)
+                    t.notes.append(f"Phone System → {addon.part}")
+
+        # Communications Credits
+        payg = self._ends_with_payg(t, user, target_cp, cp_resolved, du)
+        want_cc = du.communications_credits
+        implied = False
+        if (
+            want_cc is None
+            and payg
+            and du.calling_plan is not None
+            and self.policy.payg_funding == "communicationsCredits"
+        ):
+            want_cc, implied = True, True
+        credits_held = {s for s in held if view.kind(s) == CREDITS}
+        if want_cc is True and not credits_held:
+            cc = view.first_of_parts(list(view.catalog.communications_credits), held)
+            if cc is None:
+                if implied:
+                    self._diag("warning", "payg-unfunded", msg.payg_unfunded_missing_sku(), user.upn, src)
+                else:
+                    self._missing(
+                        "/".join(view.catalog.communications_credits), "Communications Credits", user, src
+                    )
+            else:
+                t.add.add(cc.sku_id)
+                self._take_seat(cc)
+                t.notes.append(f"Communications Credits → {cc.part}")
+        elif want_cc is False:
+            t.remove |= {s for s in direct if view.kind(s) == CREDITS}
+            for sku_id in sorted(inh & credits_held - direct, key=view.part):
+                self._warn_inherited(user, sku_id, "communicationsCredits: false", src)
+            if payg and self.policy.payg_funding == "communicationsCredits":
+                self._diag("warning", "payg-unfunded", msg.payg_unfunded_declined(), user.upn, src)
+
+        self._finish(t, src)
+        return t
+
+    def _calling_plan(self, du: DesiredUser, user: User, country: str | None, src: str) -> SkuInfo | None:
+        """The tenant SKU for the user's declared Calling Plan in `country`, or None with an error diagnostic."""
+        view, plan_id = self.view, du.calling_plan or ""
+        held = user.all_sku_ids
+        if plan_id.startswith("sku:"):
+            part = plan_id[4:]
+            found = view.pick(view.by_part_number(part), held)
+            if found is None:
+                self._missing(part, f"callingPlan {plan_id}", user, src)
+                return None
+            if found.kind != CALLING_PLAN:
+                self._diag(
+                    "error",
+                    "sku-not-a-calling-plan",
+                    msg.not_a_calling_plan(found.part, found.kind),
+                    user.upn,
+                    src,
+                )
+                return None
+            return found
+        if country is None:
+            self._diag("error", "usage-location-required", msg.location_required(plan_id), user.upn, src)
+            return None
+        offer = view.offer(plan_id, country)
+        if offer is None:
+            countries = sorted(view.catalog.countries_for(plan_id))
+            self._diag(
+                "error",
+                "plan-not-available-in-country",
+                msg.not_in_country(plan_id, country, countries),
+                user.upn,
+                src,
+            )
+            return None
+        found = view.pick(view.offer_candidates(offer, country), held)
+        if found is None:
+            wanted = "/".join(offer.part_numbers) or "/".join(offer.service_plan_names) or offer.display_name
+            self._missing(wanted, f"{offer.display_name} for {country}", user, src)
+            return None
+        return found
+
+    def _ends_with_payg(
+        self, t: Target, user: User, target_cp: SkuInfo | None, cp_resolved: bool, du: DesiredUser
+    ) -> bool:
+        if target_cp is not None:
+            return target_cp.plan_id == "payg"
+        if cp_resolved or du.calling_plan is not None:
+            return False
+        after = (user.all_sku_ids | t.add) - t.remove
+        return any(self.view.plan_id(s) == "payg" for s in after)
+
+    def _missing(self, part: str, what: str, user: User, src: str | None) -> None:
+        self._diag("error", "sku-not-in-tenant", msg.sku_missing(part, what), user.upn, src)
+
+    # -- unlisted users --------------------------------------------------------------------------------
+
+    def unlisted(self, user: User) -> Target | None:
+        """policy.unlisted: remove — take away every managed license the user holds directly."""
+        managed_direct = user.direct_sku_ids & self.view.managed
+        if not managed_direct:
+            return None
+        t = Target(user, None, remove=set(managed_direct))
+        t.notes.append("not declared in any manifest (policy.unlisted: remove)")
+        self._finish(t, None)
+        return t
+
+    # -- safety ----------------------------------------------------------------------------------------
+
+    def _finish(self, t: Target, src: str | None) -> None:
+        """Make the target safe whatever went wrong above, so every plan keeps the contract's invariants."""
+        view, user = self.view, t.user
+        t.add -= {s for s in t.add if s in user.direct_sku_ids and not self._needs_reassign(user, s)}
+        # Adds need a usage location.
+        if t.add and t.location_after is None:
+            if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
+                self._diag(
+                    "error", "usage-location-required", msg.location_required_for_adds(), user.upn, src
+                )
+            t.add.clear()
+        # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
+        for sku_id in sorted(t.add):
+            info = view.skus.get(sku_id)
+            if (
+                info is not None
+                and info.sku.capability_status not in ASSIGNABLE
+                and sku_id not in user.direct_sku_ids
+            ):
+                t.add.discard(sku_id)
+                self.inactive[sku_id] = self.inactive.get(sku_id, 0) + 1
+        # Never remove a license the user does not hold directly (inherited ones are reported instead).
+        t.remove &= set(user.direct_sku_ids)
+        t.remove -= t.add
+        self._keep_phone_system(t, src)
+        if t.add and user.account_enabled is False and t.declared is not None:
+            self._diag("warning", "account-disabled", msg.account_disabled(), user.upn, src)
+
+    def _needs_reassign(self, user: User, sku_id: str) -> bool:
+        """A held Phone System add-on whose Phone System plan is disabled: re-adding it enables the plan."""
+        info = self.view.skus.get(sku_id)
+        return (
+            info is not None
+            and info.kind == PHONE_SYSTEM
+            and not self.view.gives_phone_system(user, {sku_id})
+        )
+
+    def _keep_phone_system(self, t: Target, src: str | None) -> None:
+        view, user = self.view, t.user
+        after = (user.direct_sku_ids - t.remove) | t.add | active_inherited(user)
+        has_cp = any(view.kind(s) == CALLING_PLAN for s in after)
+        if not has_cp or view.gives_phone_system(user, after, frozenset(t.add)):
+            return
+        # Keep the Phone System licenses we meant to remove, when a Calling Plan stays (inherited, usually).
+        providers = {s for s in t.remove if s in view.phone_system_skus}
+        if providers:
+            t.remove -= providers
+            kept = sorted(s for s in after if view.kind(s) == CALLING_PLAN)
+            self._diag(
+                "warning",
+                "inherited-license",
+                msg.phone_system_kept(
+                    ", ".join(view.part(s) for s in sorted(providers, key=view.part)),
+                    ", ".join(f"{view.part(s)} ({self._group_names(user, s) or 'direct'})" for s in kept),
+                ),
+                user.upn,
+                src,
+            )
+            return
+        # Adding a Calling Plan without Phone System would be refused by Graph: drop the Calling Plan add.
+        t.add -= {s for s in t.add if view.kind(s) == CALLING_PLAN}

@@ -1,0 +1,222 @@
+"""What the planner knows about the tenant's SKUs: which are managed, which give Phone System, and which
+tenant SKU provides a Calling Plan offer in a country. Pure; built once per `plan()` call, with caches.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from provisioner.model.observed import Observed, Sku, User
+
+if TYPE_CHECKING:
+    from provisioner.catalog import Catalog, Offer
+
+CALLING_PLAN, PHONE_SYSTEM, CREDITS = "callingPlan", "phoneSystem", "credits"
+
+# Capability statuses in which Graph still assigns seats; the others block adds (subscription-not-active).
+ASSIGNABLE = frozenset({"Enabled", "Warning"})
+# licenseAssignmentStates that do not give the user the license's capabilities.
+_INACTIVE_STATES = frozenset({"Error", "Disabled"})
+
+
+@dataclass(frozen=True, slots=True)
+class SkuInfo:
+    """A subscribed SKU as the planner sees it. `kind` is None for SKUs the tool never touches (suites)."""
+
+    sku: Sku
+    kind: str | None
+    plan_id: str | None
+    phone_system_plans: frozenset[str]  # ids of its enabled-by-default Phone System service plans
+
+    @property
+    def sku_id(self) -> str:
+        return self.sku.sku_id
+
+    @property
+    def part(self) -> str:
+        return self.sku.part_number
+
+
+@dataclass(frozen=True, slots=True)
+class UserHoldings:
+    """A user's licenses split the way planning needs them (all sets of sku ids)."""
+
+    direct: frozenset[str]
+    inherited: frozenset[str]
+    groups: dict[str, tuple[str, ...]]  # inherited sku id -> group ids, sorted
+
+    @property
+    def all(self) -> frozenset[str]:
+        return self.direct | self.inherited
+
+
+def holdings(user: User) -> UserHoldings:
+    direct: set[str] = set()
+    groups: dict[str, set[str]] = {}
+    for a in user.assignments:
+        if a.by_group is None:
+            direct.add(a.sku_id)
+        else:
+            groups.setdefault(a.sku_id, set()).add(a.by_group)
+    return UserHoldings(
+        frozenset(direct), frozenset(groups), {k: tuple(sorted(v)) for k, v in groups.items()}
+    )
+
+
+class TenantView:
+    """Index of the tenant's SKUs against the catalog. One instance per plan; never mutated by callers."""
+
+    def __init__(
+        self, observed: Observed, catalog: Catalog, extra_calling_plans: frozenset[str] = frozenset()
+    ) -> None:
+        """`extra_calling_plans`: upper-case part numbers named by `callingPlan: sku:<part>`; a SKU the catalog
+        does not know (Mexico's Domestic plan, say) becomes a managed Calling Plan for this plan, unless it
+        carries Phone System or is an add-on or credits (those are never Calling Plans)."""
+        self.catalog = catalog
+        self.tenant = observed.tenant
+        self.skus: dict[str, SkuInfo] = {}
+        for s in sorted(observed.skus, key=lambda s: s.sku_id):
+            names = [p.name for p in s.service_plans]
+            cls = catalog.classify_sku(s.part_number, names)
+            ps = frozenset(p.id for p in s.service_plans if catalog.is_phone_system_service_plan(p.name))
+            if cls is None and not ps and s.part_number.upper() in extra_calling_plans:
+                cls = (CALLING_PLAN, None)
+            self.skus[s.sku_id] = SkuInfo(s, cls[0] if cls else None, cls[1] if cls else None, ps)
+        self.managed: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind is not None)
+        self.phone_system_skus: frozenset[str] = frozenset(
+            k for k, v in self.skus.items() if v.phone_system_plans
+        )
+        self._offers: dict[tuple[str, str], Offer | None] = {}
+        self._candidates: dict[tuple[str, str], tuple[SkuInfo, ...]] = {}
+        self._by_part: dict[str, tuple[SkuInfo, ...]] = {}
+        # Seats handed out by resolution so far, so users spread over duplicate SKUs before one runs out.
+        self.tentative_free: dict[str, int] = {k: v.sku.free for k, v in self.skus.items()}
+        # Group display names, when the reader provides them (Observed.groups); else groups show by id.
+        self.groups: dict[str, str] = {
+            k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
+        }
+
+    def group_name(self, group_id: str) -> str:
+        return self.groups.get(group_id.lower()) or group_id
+
+    # -- names ---------------------------------------------------------------------------------------
+
+    def part(self, sku_id: str) -> str:
+        info = self.skus.get(sku_id)
+        return info.part if info else sku_id
+
+    def kind(self, sku_id: str) -> str | None:
+        info = self.skus.get(sku_id)
+        return info.kind if info else None
+
+    def plan_id(self, sku_id: str) -> str | None:
+        info = self.skus.get(sku_id)
+        return info.plan_id if info else None
+
+    # -- Phone System --------------------------------------------------------------------------------
+
+    def gives_phone_system(
+        self, user: User, sku_ids: frozenset[str] | set[str], added: frozenset[str] = frozenset()
+    ) -> bool:
+        """Whether any of `sku_ids` gives `user` an enabled Phone System service plan.
+
+        For licenses the user holds, a plan counts when some active assignment of that SKU does not disable
+        it; a license about to be added (`added`) is assigned with nothing disabled.
+        """
+        candidates = [s for s in sku_ids if s in self.phone_system_skus]
+        if not candidates:
+            return False
+        for sku_id in candidates:
+            plans = self.skus[sku_id].phone_system_plans
+            if sku_id in added:
+                return True
+            for a in user.assignments:
+                if a.sku_id == sku_id and a.state not in _INACTIVE_STATES and plans - set(a.disabled_plans):
+                    return True
+        return False
+
+    # -- resolving SKUs ------------------------------------------------------------------------------
+
+    def offer(self, plan_id: str, country: str) -> Offer | None:
+        key = (plan_id, country)
+        if key not in self._offers:
+            self._offers[key] = self.catalog.offer_for(plan_id, country)
+        return self._offers[key]
+
+    def offer_candidates(self, offer: Offer, country: str) -> tuple[SkuInfo, ...]:
+        """Tenant SKUs providing `offer`, best first: assignable status, free seats, catalog order, sku id."""
+        key = (offer.plan_id, country)
+        cached = self._candidates.get(key)
+        if cached is not None:
+            return cached
+        order = {p.upper(): i for i, p in enumerate(offer.part_numbers)}
+        found = [
+            info
+            for info in self.skus.values()
+            if info.kind == CALLING_PLAN
+            and self.catalog.sku_matches_offer(offer, info.part, [p.name for p in info.sku.service_plans])
+        ]
+        found.sort(
+            key=lambda i: (
+                i.sku.capability_status not in ASSIGNABLE,
+                i.sku.free <= 0,
+                order.get(i.part.upper(), len(order)),
+                -i.sku.free,
+                i.sku_id,
+            )
+        )
+        result = tuple(found)
+        self._candidates[key] = result
+        return result
+
+    def by_part_number(self, part_number: str) -> tuple[SkuInfo, ...]:
+        """Tenant SKUs with this part number (case-insensitive; not unique), best first."""
+        key = part_number.upper()
+        cached = self._by_part.get(key)
+        if cached is None:
+            found = [i for i in self.skus.values() if i.part.upper() == key]
+            found.sort(
+                key=lambda i: (
+                    i.sku.capability_status not in ASSIGNABLE,
+                    i.sku.free <= 0,
+                    -i.sku.free,
+                    i.sku_id,
+                )
+            )
+            cached = tuple(found)
+            self._by_part[key] = cached
+        return cached
+
+    def pick(self, candidates: tuple[SkuInfo, ...], held: frozenset[str]) -> SkuInfo | None:
+        """The candidate the user already holds, else the first with a seat left, else the best one."""
+        if not candidates:
+            return None
+        for c in candidates:
+            if c.sku_id in held:
+                return c
+        if len(candidates) > 1:
+            for c in candidates:
+                if c.sku.capability_status in ASSIGNABLE and self.tentative_free.get(c.sku_id, 0) > 0:
+                    return c
+        return candidates[0]
+
+    def first_of_parts(
+        self, part_numbers: tuple[str, ...] | list[str], held: frozenset[str]
+    ) -> SkuInfo | None:
+        """The tenant SKU for the first part number (in preference order) the tenant has."""
+        for pn in part_numbers:
+            found = self.pick(self.by_part_number(pn), held)
+            if found is not None:
+                return found
+        return None
+
+    def valid_in(self, sku_id: str, country: str | None) -> bool:
+        """Whether a Calling Plan SKU is sold in `country` (the offer of its plan id there accepts it)."""
+        info = self.skus.get(sku_id)
+        if info is None or info.plan_id is None or country is None:
+            return True  # nothing to check against: never force a release on unknown data
+        offer = self.offer(info.plan_id, country)
+        if offer is None:
+            return False
+        return self.catalog.sku_matches_offer(offer, info.part, [p.name for p in info.sku.service_plans])

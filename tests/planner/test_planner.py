@@ -1,0 +1,427 @@
+"""The planner's rules, one test each, on small in-memory tenants; every plan is also run through the
+emulator's Graph rules and planned again (it must converge to no changes unless it has error diagnostics).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+from emu import check_invariants, desired, observed_from_state, run_actions, tenant_state
+
+from provisioner.catalog import load_catalog
+from provisioner.emulator import demo
+from provisioner.emulator.state import TenantState
+from provisioner.model.desired import Policy
+from provisioner.model.plan import Plan
+from provisioner.planner import plan
+
+CAT = load_catalog()
+E3, E5, EV, DOM, INTL, M120, M240, CC = (
+    demo.E3,
+    demo.E5,
+    demo.EV,
+    demo.DOM,
+    demo.INTL,
+    demo.M120,
+    demo.M240,
+    demo.CC,
+)
+PAYG_US, PAYG_Z1 = demo.PAYG_US, demo.PAYG_Z1
+SEATS = {E3: 50, E5: 50, EV: 50, DOM: 50, INTL: 50, M120: 50, M240: 50, PAYG_US: 50, PAYG_Z1: 50, CC: 50}
+
+
+def run(state: dict[str, Any], users: list[dict[str, Any]], policy: Policy | None = None, **kw: Any) -> Plan:
+    """Plan, check the invariants, apply through the emulator's rules, and check that it converged."""
+    st = TenantState.from_dict(copy.deepcopy(state))
+    obs = observed_from_state(st)
+    d = desired(users, policy, **kw)
+    p = plan(d, obs, CAT)
+    check_invariants(p, obs)
+    assert plan(d, obs, CAT).to_dict() == p.to_dict(), "planning is deterministic"
+    assert Plan.from_dict(p.to_dict()).to_dict() == p.to_dict(), "the JSON plan reads back"
+    run_actions(st, p)
+    if not p.has_errors:
+        again = plan(d, observed_from_state(st), CAT)
+        assert again.actions == (), [a.to_dict() for a in again.actions]
+    return p
+
+
+def steps(p: Plan) -> list[str]:
+    """Actions in a compact form: 'upn: +A +B -C' / 'upn: loc X->Y'."""
+    out = []
+    for a in p.actions:
+        who = a.upn.split("@")[0]
+        if a.type == "setUsageLocation":
+            out.append(f"{who}: loc {a.usage_location_from}->{a.usage_location_to}")
+        else:
+            out.append(
+                f"{who}: "
+                + " ".join([f"+{r.part_number}" for r in a.add] + [f"-{r.part_number}" for r in a.remove])
+            )
+    return out
+
+
+def codes(p: Plan) -> list[tuple[str, str, str | None]]:
+    return [(d.severity, d.code, d.upn.split("@")[0] if d.upn else None) for d in p.diagnostics]
+
+
+def test_new_hire_gets_location_then_phone_system_and_calling_plan_in_one_call() -> None:
+    p = run(
+        tenant_state(SEATS, [("sam", None, (E3,))]),
+        [{"upn": "sam@contoso.com", "loc": "US", "cp": "domestic"}],
+    )
+    assert steps(p) == ["sam: loc None->US", "sam: +MCOEV +MCOPSTN1"]
+    assert p.actions[1].depends_on == ("a001",)
+    assert p.summary() == {
+        "actions": 2,
+        "usersChanged": 1,
+        "licensesAdded": 2,
+        "licensesRemoved": 0,
+        "usageLocationsSet": 1,
+    }
+
+
+def test_e5_provides_phone_system_so_only_the_calling_plan_is_added() -> None:
+    p = run(tenant_state(SEATS, [("eve", "US", (E5,))]), [{"upn": "eve@contoso.com", "cp": "domestic"}])
+    assert steps(p) == ["eve: +MCOPSTN1"]
+
+
+def test_e5_with_phone_system_disabled_gets_the_add_on() -> None:
+    state = tenant_state(SEATS, [("pat", "US", (E5,))], disabled={("pat", E5): ("MCOEV",)})
+    p = run(state, [{"upn": "pat@contoso.com", "cp": "domestic"}])
+    assert steps(p) == ["pat: +MCOEV +MCOPSTN1"]
+
+
+def test_plan_swap_is_one_call_with_add_and_remove() -> None:
+    p = run(
+        tenant_state(SEATS, [("bob", "US", (E3, EV, DOM))]),
+        [{"upn": "bob@contoso.com", "cp": "international"}],
+    )
+    assert steps(p) == ["bob: +MCOPSTN2 -MCOPSTN1"]
+
+
+def test_phone_system_false_removes_every_managed_license_and_keeps_unmanaged_ones() -> None:
+    p = run(
+        tenant_state(SEATS, [("lee", "US", (E3, EV, DOM, CC))]), [{"upn": "lee@contoso.com", "ps": False}]
+    )
+    assert steps(p) == ["lee: -MCOEV -MCOPSTN1 -MCOPSTNC"]
+
+
+def test_omitted_fields_are_not_managed() -> None:
+    state = tenant_state(SEATS, [("kim", "US", (E3, EV, INTL))])
+    p = run(state, [{"upn": "kim@contoso.com", "loc": "US"}])
+    assert p.actions == () and p.diagnostics == ()
+
+
+def test_calling_plan_none_keeps_phone_system() -> None:
+    p = run(tenant_state(SEATS, [("cat", "US", (E3, EV, DOM))]), [{"upn": "cat@contoso.com", "cp": "none"}])
+    assert steps(p) == ["cat: -MCOPSTN1"]
+
+
+def test_unlisted_remove_takes_managed_licenses_from_undeclared_users_only() -> None:
+    state = tenant_state(SEATS, [("a", "US", (E3, EV, DOM)), ("b", "US", (E3, EV)), ("c", "US", (E5,))])
+    users = [{"upn": "a@contoso.com", "cp": "domestic"}]
+    assert run(state, users).actions == ()
+    p = run(state, users, Policy(unlisted="remove"))
+    assert steps(p) == ["b: -MCOEV"]
+    assert "policy.unlisted: remove" in p.actions[0].reason
+
+
+def test_country_move_to_where_the_plan_is_not_sold_removes_sets_then_adds() -> None:
+    # MCOPSTN_5 (domestic-120) is not sold in the US: remove it, move the user, then add the US plan.
+    state = tenant_state(SEATS, [("ann", "GB", (E3, EV, M120))])
+    p = run(state, [{"upn": "ann@contoso.com", "loc": "US", "cp": "domestic"}])
+    assert steps(p) == ["ann: -MCOPSTN_5", "ann: loc GB->US", "ann: +MCOPSTN1"]
+    assert [a.depends_on for a in p.actions] == [(), ("a001",), ("a002",)]
+
+
+def test_country_move_keeping_a_plan_sold_in_both_is_only_a_location_change() -> None:
+    p = run(
+        tenant_state(SEATS, [("ann", "GB", (E3, EV, DOM))]),
+        [{"upn": "ann@contoso.com", "loc": "US", "cp": "domestic"}],
+    )
+    assert steps(p) == ["ann: loc GB->US"]
+
+
+def test_a_removal_that_frees_a_seat_runs_first_and_the_add_depends_on_it() -> None:
+    seats = {**SEATS, INTL: 1}
+    state = tenant_state(seats, [("zed", "US", (E3, EV, INTL)), ("amy", "US", (E3, EV))])
+    p = run(
+        state, [{"upn": "amy@contoso.com", "cp": "international"}, {"upn": "zed@contoso.com", "cp": "none"}]
+    )
+    assert steps(p) == ["zed: -MCOPSTN2", "amy: +MCOPSTN2"]
+    assert p.actions[1].depends_on == ("a001",)
+    intl = next(s for s in p.seats if s.part_number == INTL)
+    assert (intl.enabled, intl.consumed, intl.after) == (1, 1, 1)
+    assert p.seat_preconditions == ()
+
+
+def test_swap_with_no_free_seat_is_a_cycle_reported_with_a_split() -> None:
+    seats = {**SEATS, DOM: 1, INTL: 1}
+    state = tenant_state(seats, [("amy", "US", (E3, EV, DOM)), ("bob", "US", (E3, EV, INTL))])
+    p = run(
+        state,
+        [{"upn": "amy@contoso.com", "cp": "international"}, {"upn": "bob@contoso.com", "cp": "domestic"}],
+    )
+    assert p.actions == ()
+    errors = [d for d in p.diagnostics if d.code == "insufficient-seats"]
+    assert len(errors) == 2
+    text = " ".join(d.message for d in errors)
+    assert "the plan needs 1, 0 free, 1 freed by this plan" in text
+    assert "no order works" in text and "Split it" in text and "amy@contoso.com (+MCOPSTN2 −MCOPSTN1)" in text
+    blocked = {u.upn: u.problems for u in p.users}
+    assert all("blocked" in " ".join(v) for v in blocked.values()) and len(blocked) == 2
+
+
+def test_not_enough_seats_says_need_free_and_freed() -> None:
+    seats = {**SEATS, DOM: 2}
+    state = tenant_state(
+        seats, [("x", "US", (E3, EV, DOM)), ("a", "US", (E5,)), ("b", "US", (E5,)), ("c", "US", (E5,))]
+    )
+    users = [{"upn": f"{u}@contoso.com", "cp": "domestic"} for u in "abc"] + [
+        {"upn": "x@contoso.com", "cp": "none"}
+    ]
+    p = run(state, users)
+    (d,) = [d for d in p.diagnostics if d.code == "insufficient-seats"]
+    assert d.severity == "error"
+    assert d.message.startswith(
+        "not enough MCOPSTN1 seats: the plan needs 3, 1 free, 1 freed by this plan. Buy 1 more"
+    )
+    assert steps(p) == ["x: -MCOPSTN1", "a: +MCOPSTN1", "b: +MCOPSTN1"]
+
+
+def test_inherited_calling_plan_is_reported_not_removed() -> None:
+    state = tenant_state(SEATS, [("erin", "US", (E3,))], groups={"Sales Voice": (("erin",), (EV, DOM))})
+    p = run(state, [{"upn": "erin@contoso.com", "cp": "none"}])
+    assert p.actions == ()
+    (d,) = p.diagnostics
+    assert (d.severity, d.code, d.upn, d.source) == (
+        "warning",
+        "inherited-license",
+        "erin@contoso.com",
+        "manifests/users.yaml:10",
+    )
+    assert (
+        "MCOPSTN1 comes from group 'Sales Voice'" in d.message
+        and "remove the user from the group" in d.message
+    )
+
+
+def test_phone_system_stays_when_a_group_keeps_a_calling_plan() -> None:
+    state = tenant_state(SEATS, [("gus", "US", (E3, EV))], groups={"Dial": (("gus",), (DOM,))})
+    p = run(state, [{"upn": "gus@contoso.com", "ps": False}])
+    assert p.actions == ()
+    assert ("warning", "inherited-license", "gus") in codes(p)
+    assert any("keeping MCOEV" in d.message for d in p.diagnostics)
+
+
+def test_group_ids_show_when_names_are_unknown() -> None:
+    state = tenant_state(SEATS, [("erin", "US", (E3,))], groups={"Sales Voice": (("erin",), (EV, DOM))})
+    st = TenantState.from_dict(state)
+    obs = observed_from_state(st, with_groups=False)
+    p = plan(desired([{"upn": "erin@contoso.com", "cp": "none"}]), obs, CAT)
+    assert demo.stable_id("group", "Sales Voice") in p.diagnostics[0].message
+
+
+def test_payg_resolves_by_zone_and_brings_communications_credits() -> None:
+    state = tenant_state(SEATS, [("uk", "GB", (E3,)), ("us", "US", (E5,))])
+    p = run(state, [{"upn": "uk@contoso.com", "cp": "payg"}, {"upn": "us@contoso.com", "cp": "payg"}])
+    assert steps(p) == [f"uk: +MCOEV +MCOPSTNC +{PAYG_Z1}", f"us: +MCOPSTNC +{PAYG_US}"]
+
+
+def test_payg_with_post_usage_billing_needs_no_credits() -> None:
+    p = run(tenant_state(SEATS, [("us", "US", (E5,))]), [{"upn": "us@contoso.com", "cp": "payg"}],
+            Policy(payg_funding="postUsage"))  # fmt: skip
+    assert steps(p) == [f"us: +{PAYG_US}"]
+
+
+def test_payg_declining_credits_is_unfunded() -> None:
+    p = run(
+        tenant_state(SEATS, [("us", "US", (E5, PAYG_US, CC))]),
+        [{"upn": "us@contoso.com", "cp": "payg", "cc": False}],
+    )
+    assert steps(p) == ["us: -MCOPSTNC"]
+    assert codes(p) == [("warning", "payg-unfunded", "us")]
+
+
+def test_payg_without_a_credits_subscription_is_unfunded_not_an_error() -> None:
+    seats = {k: v for k, v in SEATS.items() if k != CC}
+    p = run(tenant_state(seats, [("us", "US", (E5,))]), [{"upn": "us@contoso.com", "cp": "payg"}])
+    assert steps(p) == [f"us: +{PAYG_US}"]
+    assert codes(p) == [("warning", "payg-unfunded", "us")]
+    assert "Communications Credits" in p.diagnostics[0].message
+
+
+def test_explicit_credits_true_and_false() -> None:
+    state = tenant_state(SEATS, [("a", "US", (E5,)), ("b", "US", (E5, CC))])
+    p = run(state, [{"upn": "a@contoso.com", "cc": True}, {"upn": "b@contoso.com", "cc": False}])
+    assert steps(p) == ["b: -MCOPSTNC", "a: +MCOPSTNC"]
+
+
+def test_sku_not_in_tenant_says_where_to_buy() -> None:
+    seats = {k: v for k, v in SEATS.items() if k != INTL}
+    p = run(tenant_state(seats, [("a", "US", (E5,))]), [{"upn": "a@contoso.com", "cp": "international"}])
+    assert codes(p) == [("error", "sku-not-in-tenant", "a")]
+    assert "Microsoft 365 admin center > Billing > Purchase services" in p.diagnostics[0].message
+    assert "MCOPSTN2" in p.diagnostics[0].message and p.actions == ()
+
+
+def test_plan_not_available_in_country() -> None:
+    p = run(tenant_state(SEATS, [("jp", "JP", (E5,))]), [{"upn": "jp@contoso.com", "cp": "domestic"}])
+    assert codes(p) == [("error", "plan-not-available-in-country", "jp")]
+    assert "not sold in JP" in p.diagnostics[0].message and "US" in p.diagnostics[0].message
+
+
+def test_usage_location_required() -> None:
+    p = run(tenant_state(SEATS, [("new", None, ())]), [{"upn": "new@contoso.com", "cp": "domestic"}])
+    assert codes(p) == [("error", "usage-location-required", "new")]
+    p = run(tenant_state(SEATS, [("new", None, ())]), [{"upn": "new@contoso.com", "ps": True}])
+    assert codes(p) == [("error", "usage-location-required", "new")] and p.actions == ()
+
+
+def test_user_not_found_names_the_manifest_line() -> None:
+    p = run(tenant_state(SEATS, []), [{"upn": "ghost@contoso.com", "cp": "none"}])
+    (d,) = p.diagnostics
+    assert (d.severity, d.code, d.upn, d.source) == (
+        "error",
+        "user-not-found",
+        "ghost@contoso.com",
+        "manifests/users.yaml:10",
+    )
+
+
+@pytest.mark.parametrize(
+    "declared",
+    ["contoso.com", "CONTOSO.onmicrosoft.com", demo.stable_id("tenant", "contoso.onmicrosoft.com")],
+)
+def test_tenant_guard_matches_id_or_any_verified_domain(declared: str) -> None:
+    p = run(
+        tenant_state(SEATS, [("a", "US", (E5,))]),
+        [{"upn": "a@contoso.com", "cp": "domestic"}],
+        tenant=declared,
+    )
+    assert codes(p) == [] and steps(p) == ["a: +MCOPSTN1"]
+
+
+def test_tenant_mismatch_plans_nothing() -> None:
+    p = run(
+        tenant_state(SEATS, [("a", "US", (E5,))]),
+        [{"upn": "a@contoso.com", "cp": "domestic"}],
+        tenant="fabrikam.com",
+    )
+    assert codes(p) == [("error", "tenant-mismatch", None)] and p.actions == ()
+    assert "fabrikam.com" in p.diagnostics[0].message and "contoso.com" in p.diagnostics[0].message
+
+
+def test_suspended_subscription_is_an_error_and_warning_status_a_warning() -> None:
+    p = run(
+        tenant_state({**SEATS, INTL: (10, "Suspended")}, [("a", "US", (E5,))]),
+        [{"upn": "a@contoso.com", "cp": "international"}],
+    )
+    assert ("error", "subscription-not-active", None) in codes(p) and p.actions == ()
+    assert "Suspended" in p.diagnostics[0].message
+    p = run(
+        tenant_state({**SEATS, INTL: (10, "Warning")}, [("a", "US", (E5,))]),
+        [{"upn": "a@contoso.com", "cp": "international"}],
+    )
+    assert codes(p) == [("warning", "subscription-not-active", None)] and steps(p) == ["a: +MCOPSTN2"]
+
+
+def test_removal_limit_is_a_warning_at_plan_time() -> None:
+    state = tenant_state(SEATS, [(f"u{i}", "US", (E3, EV, DOM)) for i in range(3)])
+    p = run(state, [{"upn": f"u{i}@contoso.com", "ps": False} for i in range(3)], Policy(max_removals=5))
+    assert codes(p) == [("warning", "removal-limit", None)] and p.removal_count == 6
+    assert "more than policy.maxRemovals (5)" in p.diagnostics[0].message
+
+
+def test_disabled_account_being_licensed_is_a_warning() -> None:
+    state = tenant_state(SEATS, [("old", "US", (E5,))], account_off=("old",))
+    p = run(state, [{"upn": "old@contoso.com", "cp": "domestic"}])
+    assert codes(p) == [("warning", "account-disabled", "old")]
+
+
+def test_users_of_one_country_split_across_two_skus_of_one_plan_warn() -> None:
+    state = tenant_state(SEATS, [("a", "GB", (E3, EV, M120)), ("b", "GB", (E3, EV))])
+    legacy = {"skuId": "54a152dc-90de-4996-93d2-bc47e670fc06", "skuPartNumber": "MCOPSTN5", "capabilityStatus": "Enabled",
+              "appliesTo": "User", "prepaidUnits": {"enabled": 5, "suspended": 0, "warning": 0, "lockedOut": 0},
+              "servicePlans": [{"servicePlanId": "54a152dc-90de-4996-93d2-bc47e670fc06", "servicePlanName": "MCOPSTN5"}]}  # fmt: skip
+    state["subscribedSkus"] = [s for s in state["subscribedSkus"] if s["skuPartNumber"] != M120] + [legacy]
+    state["subscribedSkus"].append(demo.sku_record(M120, 1))
+    p = run(state, [{"upn": "b@contoso.com", "cp": "sku:MCOPSTN5"}])
+    assert steps(p) == ["b: +MCOPSTN5"]
+    assert ("warning", "split-pool", None) in codes(p)
+    assert "pooling is only available on identical Calling Plans" in " ".join(
+        d.message for d in p.diagnostics
+    )
+    gb = {(x.part_number, x.users_before, x.users_after) for x in p.pools if x.country == "GB"}
+    assert gb == {(M120, 1, 1), ("MCOPSTN5", 0, 1)}
+
+
+def test_sku_reference_must_be_a_calling_plan() -> None:
+    p = run(tenant_state(SEATS, [("a", "US", (E3,))]), [{"upn": "a@contoso.com", "cp": "sku:MCOEV"}])
+    assert codes(p) == [("error", "sku-not-a-calling-plan", "a")]
+
+
+def test_pools_count_users_and_minutes_before_and_after() -> None:
+    state = tenant_state(
+        SEATS, [("a", "US", (E3, EV, DOM)), ("b", "US", (E5,)), ("c", "US", (E5, PAYG_US, CC))]
+    )
+    p = run(state, [{"upn": "b@contoso.com", "cp": "domestic"}])
+    pools = {(x.country, x.part_number): x for x in p.pools}
+    dom = pools[("US", DOM)]
+    assert (dom.users_before, dom.users_after, dom.minutes_before, dom.minutes_after, dom.pooled) == (
+        1,
+        2,
+        3000,
+        6000,
+        True,
+    )
+    payg = pools[("US", PAYG_US)]
+    assert (payg.users_after, payg.minutes_after, payg.pooled) == (1, None, False)
+
+
+def test_count_violation_on_a_group_shows_in_the_drift_view() -> None:
+    seats = {**SEATS, DOM: 1}
+    state = tenant_state(
+        seats, [("a", "US", (E3, EV)), ("b", "US", (E3, EV))], groups={"Voice": (("a", "b"), (DOM,))}
+    )
+    p = run(state, [{"upn": "a@contoso.com", "cp": "domestic"}, {"upn": "b@contoso.com", "cp": "domestic"}])
+    assert p.actions == ()
+    (b,) = [u for u in p.users if u.upn == "b@contoso.com"]
+    assert b.problems == ("CountViolation on MCOPSTN1 (group 'Voice')",)
+    assert ("warning", "license-assignment-error", "b") in codes(p)
+    assert "buy more seats or take users out of the group" in p.diagnostics[-1].message
+
+
+def test_freed_seat_goes_to_a_waiting_group_member_first() -> None:
+    # One MCOPSTN1 seat, held directly by x; y waits for it through a group (CountViolation). Freeing x's seat
+    # gives it to y, so z's add cannot use it.
+    seats = {**SEATS, DOM: 1}
+    state = tenant_state(seats, [("x", "US", (E3, EV, DOM)), ("y", "US", (E3, EV)), ("z", "US", (E5,))],
+                         groups={"Voice": (("y",), (DOM,))})  # fmt: skip
+    p = run(state, [{"upn": "x@contoso.com", "cp": "none"}, {"upn": "z@contoso.com", "cp": "domestic"}])
+    assert steps(p) == ["x: -MCOPSTN1"]
+    assert ("error", "insufficient-seats", "z") in codes(p)
+
+
+def test_action_ids_follow_the_order_and_everything_is_sorted() -> None:
+    state = tenant_state(SEATS, [(u, None, (E3,)) for u in ("c", "a", "b")])
+    p = run(state, [{"upn": f"{u}@contoso.com", "loc": "GB", "cp": "domestic"} for u in "cab"])
+    assert [a.id for a in p.actions] == [f"a00{i}" for i in range(1, 7)]
+    assert steps(p)[:3] == ["a: loc None->GB", "b: loc None->GB", "c: loc None->GB"]
+    assert [u.upn for u in p.users] == ["a@contoso.com", "b@contoso.com", "c@contoso.com"]
+
+
+def test_preconditions_record_touched_users_and_seats_taken() -> None:
+    state = tenant_state(SEATS, [("a", "US", (E5,))])
+    p = run(state, [{"upn": "a@contoso.com", "cp": "domestic"}])
+    (pre,) = p.user_preconditions
+    assert (
+        pre.upn == "a@contoso.com"
+        and pre.usage_location == "US"
+        and pre.direct_sku_ids == (demo.SKUS[E5][0],)
+    )
+    assert [(s.part_number, s.free_needed) for s in p.seat_preconditions] == [(DOM, 1)]
+    assert p.fingerprint.startswith("sha256:") and len(p.fingerprint) == 71
