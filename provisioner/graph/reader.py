@@ -1,0 +1,220 @@
+"""The Graph reader: organization, subscribed SKUs and the users planning needs, as an Observed snapshot.
+
+Impure (network, through transport.py). Bulk reads are raw JSON parsed with orjson into our slim records.
+Round trips: one `$batch` for organization + subscribedSkus + the directory size, then either a filtered
+read plus UPN look-ups packed 20 to a `$batch`, or one full `$top=999` scan (strategy.py decides).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from provisioner.graph import failures
+from provisioner.graph.parse import holds_any, skus_from_json, tenant_from_json, user_from_json
+from provisioner.graph.strategy import (
+    BATCH_SIZE,
+    SELECT_PARAM,
+    ReadChoice,
+    choose,
+    sku_filters,
+    upn_filters,
+    users_url,
+)
+from provisioner.graph.transport import Transport
+from provisioner.model.observed import Observed, Sku, TenantInfo, User
+
+EVENTUAL = {"ConsistencyLevel": "eventual"}
+MAX_BATCHES_IN_FLIGHT = 6
+
+
+@dataclass(frozen=True)
+class Get:
+    """One GET to run inside a `$batch`: key (ours), URL relative to the base, extra headers."""
+
+    key: str
+    url: str
+    headers: dict[str, str] | None = None
+    missing_ok: bool = False  # 404 means "no such object": the answer is None, not an error
+
+
+class Reader:
+    def __init__(self, transport: Transport) -> None:
+        self.t = transport
+        self.last_choice: ReadChoice | None = None
+        self.skus: tuple[Sku, ...] | None = (
+            None  # the last SKUs read (the writer words seat errors with them)
+        )
+
+    # -- small reads -----------------------------------------------------------------------------------
+    async def tenant_info(self) -> TenantInfo:
+        ri = self.t.client.organization.to_get_request_information()
+        return tenant_from_json(await self.t.get_json("/organization", ri=ri))
+
+    async def read_skus(self) -> tuple[Sku, ...]:
+        ri = self.t.client.subscribed_skus.to_get_request_information()
+        self.skus = skus_from_json(await self.t.get_json("/subscribedSkus", ri=ri))
+        return self.skus
+
+    # -- GETs packed into $batch, each retried on its own ------------------------------------------------
+    async def get_many(self, gets: list[Get]) -> dict[str, Any]:
+        """Run GETs packed 20 to a `$batch`, several batches in flight; retry throttled/transient ones.
+
+        Returns key -> decoded body (None for a 404 that is `missing_ok`). Any other failure raises GraphError.
+        """
+        results: dict[str, Any] = {}
+        attempts: dict[str, int] = {}
+        todo = list(gets)
+        started = time.monotonic()
+        sem = asyncio.Semaphore(MAX_BATCHES_IN_FLIGHT)
+        while todo:
+            batches = [todo[i : i + BATCH_SIZE] for i in range(0, len(todo), BATCH_SIZE)]
+
+            async def run(chunk: list[Get]) -> list[tuple[Get, dict[str, Any]]]:
+                reqs = []
+                for n, g in enumerate(chunk, start=1):
+                    r: dict[str, Any] = {"id": str(n), "method": "GET", "url": g.url}
+                    if g.headers:
+                        r["headers"] = g.headers
+                    reqs.append(r)
+                async with sem:
+                    answers = await self.t.batch(reqs)
+                return [(g, answers[str(n)]) for n, g in enumerate(chunk, start=1)]
+
+            done = await asyncio.gather(*(run(b) for b in batches))
+            todo, wait = [], 0.0
+            for g, sub in (pair for chunk in done for pair in chunk):
+                status = int(sub.get("status") or 0)
+                attempts[g.key] = attempts.get(g.key, 0) + 1
+                if 200 <= status < 300:
+                    results[g.key] = sub.get("body")
+                    continue
+                if status == 404 and g.missing_ok:
+                    results[g.key] = None
+                    continue
+                err = failures.from_sub_response(sub, method="GET", url=self.t.absolute(g.url))
+                if self.t.policy.is_retryable(status, idempotent=True):
+                    delay = self.t.policy.delay(attempts[g.key], err.retry_after, self.t.rng)
+                    if self.t.policy.may_retry(attempts[g.key], delay, time.monotonic() - started):
+                        todo.append(g)
+                        wait = max(wait, delay)
+                        continue
+                raise err
+            if todo:
+                self.t.log(f"{len(todo)} batched GETs throttled or unavailable; retrying in {wait:.1f} s")
+                await asyncio.sleep(wait)
+        return results
+
+    async def follow(
+        self, first: dict[str, Any], sink: Callable[[list[dict[str, Any]]], None], advanced: bool
+    ) -> None:
+        """Feed `first` and every page after it (@odata.nextLink) to `sink`, in order.
+
+        The next page is requested before the current one is converted, so the service works on page n+1
+        while we parse page n.
+        """
+        body: dict[str, Any] | None = first
+        headers = EVENTUAL if advanced else None
+        while body is not None:
+            link = body.get("@odata.nextLink")
+            task = asyncio.ensure_future(self.t.get_json(str(link), headers=headers)) if link else None
+            if task is not None:
+                await asyncio.sleep(0)  # let the request leave before the CPU-bound conversion below
+            sink(body.get("value") or [])
+            body = await task if task is not None else None
+
+    # -- the snapshot planning needs -------------------------------------------------------------------
+    async def read(
+        self,
+        upns: Iterable[str],
+        managed_sku_ids: Callable[[tuple[Sku, ...]], Iterable[str]],
+        include_all_managed: bool = True,
+        strategy: str = "auto",
+    ) -> Observed:
+        named = sorted({u.strip().lower() for u in upns if u and u.strip()})
+        first = await self.get_many(
+            [
+                Get("org", "/organization"),
+                Get("skus", "/subscribedSkus"),
+                Get("count", "/users?$count=true&$top=1&$select=id", dict(EVENTUAL)),
+            ]
+        )
+        tenant = tenant_from_json(first["org"] or {})
+        skus = skus_from_json(first["skus"] or {})
+        self.skus = skus
+        n_users = (first["count"] or {}).get("@odata.count")
+        managed = frozenset(s.lower() for s in managed_sku_ids(skus))
+        estimate = sum(s.consumed for s in skus if s.sku_id in managed)
+        filters = sku_filters(managed) if include_all_managed else []
+        choice = choose(
+            n_users=int(n_users) if isinstance(n_users, int) else None,
+            managed_estimate=estimate,
+            n_named=len(named),
+            n_sku_filters=len(filters),
+            include_all_managed=include_all_managed,
+        )
+        if strategy != "auto":
+            choice = ReadChoice(strategy, choice.filtered_cost, choice.scan_cost)
+        self.last_choice = choice
+        self.t.log(choice.describe())
+        users: dict[str, User] = {}
+        if choice.strategy == "scan":
+            await self._scan(users, set(named), managed if include_all_managed else frozenset())
+        else:
+            await self._filtered(users, named, filters)
+        return Observed(
+            tenant=tenant,
+            skus=skus,
+            users=dict(sorted(users.items())),
+            complete_for_managed=include_all_managed,
+        )
+
+    async def _scan(self, users: dict[str, User], named: set[str], managed: frozenset[str]) -> None:
+        def sink(page: list[dict[str, Any]]) -> None:
+            for d in page:
+                key = str(d.get("userPrincipalName") or "").lower()
+                if key in named or (managed and holds_any(d, managed)):
+                    users[key] = user_from_json(d)
+
+        ri = self.t.client.users.with_url(users_url(self.t.base_url)).to_get_request_information()
+        first = await self.t.get_json(users_url(self.t.base_url), ri=ri)
+        await self.follow(first, sink, advanced=False)
+
+    async def _filtered(self, users: dict[str, User], named: list[str], filters: list[str]) -> None:
+        def sink(page: list[dict[str, Any]]) -> None:
+            for d in page:
+                u = user_from_json(d)
+                users[u.key] = u
+
+        base = self.t.base_url
+        gets = [
+            Get(f"sku{i}", users_url("", filter_text=f, count=True), dict(EVENTUAL))
+            for i, f in enumerate(filters)
+        ]
+        gets += [
+            Get(f"upn{i}", users_url("", filter_text=f, top=999)) for i, f in enumerate(upn_filters(named))
+        ]
+        del base
+        bodies = await self.get_many(gets)
+        chains = []
+        for g in gets:
+            body = bodies[g.key] or {}
+            chains.append(self.follow(body, sink, advanced=g.key.startswith("sku")))
+        await asyncio.gather(*chains)
+
+    async def users_by_upn(self, upns: Iterable[str]) -> dict[str, User]:
+        """Users by UPN (lower-cased keys); UPNs that do not exist are absent."""
+        users: dict[str, User] = {}
+        await self._filtered(users, sorted({u.lower() for u in upns if u}), [])
+        return users
+
+    async def users_by_id(self, ids: Iterable[str]) -> dict[str, User]:
+        """Users by object id (`GET /users/{id}` packed 20 to a `$batch`); ids that do not exist are absent."""
+        distinct = sorted(set(ids))
+        gets = [Get(i, f"/users/{quote(i, safe='')}?{SELECT_PARAM}", missing_ok=True) for i in distinct]
+        bodies = await self.get_many(gets)
+        return {i: user_from_json(b) for i, b in bodies.items() if b}

@@ -1,0 +1,132 @@
+"""How to read the users planning needs at the fewest round trips: OData filters and the cost model. Pure.
+
+Two ways to get "the named users plus every holder of a managed SKU":
+  filtered  `assignedLicenses/any(x:x/skuId eq G) or ...` (an advanced query: ConsistencyLevel eventual +
+            $count=true), plus UPN look-ups `userPrincipalName in (...)`, 15 values a GET, 20 GETs a $batch;
+  scan      every user, `$top=999` a page, keeping the named and the managed.
+Graph pages a query only sequentially (@odata.nextLink), so the cost that matters is round trips.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import quote
+
+PAGE_SIZE = 999  # Graph's maximum $top for users
+UPNS_PER_FILTER = 15  # `in (...)` values per request: Graph's limit on OR clauses without advanced queries
+BATCH_SIZE = 20  # requests per $batch (Graph's limit)
+MAX_FILTER_CHARS = 1800  # encoded $filter length per request, well under Graph's URL limits
+
+USER_SELECT = (
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "accountEnabled",
+    "usageLocation",
+    "assignedLicenses",
+    "licenseAssignmentStates",
+)
+SELECT_PARAM = "$select=" + ",".join(USER_SELECT)
+
+
+def odata_string(value: str) -> str:
+    """An OData string literal: single quotes, with embedded quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def encode(filter_text: str) -> str:
+    """Percent-encode a $filter value for a URL (also safe inside a $batch sub-request URL)."""
+    return quote(filter_text, safe="")
+
+
+def upn_filters(upns: Iterable[str], per_request: int = UPNS_PER_FILTER) -> list[str]:
+    """`userPrincipalName in ('a','b',...)` filters over the distinct lower-cased UPNs, sorted, `per_request` each."""
+    distinct = sorted({u.strip().lower() for u in upns if u and u.strip()})
+    return [
+        "userPrincipalName in (" + ",".join(odata_string(u) for u in distinct[i : i + per_request]) + ")"
+        for i in range(0, len(distinct), per_request)
+    ]
+
+
+def sku_filters(sku_ids: Iterable[str], max_chars: int = MAX_FILTER_CHARS) -> list[str]:
+    """`assignedLicenses/any(x:x/skuId eq G1) or ...` filters, split so each encoded filter fits `max_chars`."""
+    out: list[str] = []
+    current: list[str] = []
+    for sku in sorted({s.lower() for s in sku_ids}):
+        clause = f"assignedLicenses/any(x:x/skuId eq {sku})"
+        candidate = " or ".join([*current, clause])
+        if current and len(encode(candidate)) > max_chars:
+            out.append(" or ".join(current))
+            current = [clause]
+        else:
+            current.append(clause)
+    if current:
+        out.append(" or ".join(current))
+    return out
+
+
+def users_url(base: str, *, filter_text: str | None = None, top: int = PAGE_SIZE, count: bool = False) -> str:
+    parts = [SELECT_PARAM, f"$top={top}"]
+    if filter_text is not None:
+        parts.insert(0, "$filter=" + encode(filter_text))
+    if count:
+        parts.append("$count=true")
+    return f"{base}/users?" + "&".join(parts)
+
+
+@dataclass(frozen=True)
+class ReadChoice:
+    """The chosen strategy and the round trips each would take (for --debug and tests)."""
+
+    strategy: str  # "filtered" | "scan" | "lookup"
+    filtered_cost: int
+    scan_cost: int
+
+    def describe(self) -> str:
+        return (
+            f"read strategy: {self.strategy} (estimated round trips: filtered {self.filtered_cost}, "
+            f"full scan {self.scan_cost})"
+        )
+
+
+def pages(n: int) -> int:
+    return max(1, math.ceil(n / PAGE_SIZE))
+
+
+def lookup_batches(n_named: int) -> int:
+    return math.ceil(math.ceil(n_named / UPNS_PER_FILTER) / BATCH_SIZE) if n_named else 0
+
+
+def choose(
+    *,
+    n_users: int | None,
+    managed_estimate: int,
+    n_named: int,
+    n_sku_filters: int,
+    include_all_managed: bool,
+) -> ReadChoice:
+    """Pick the cheaper way to read.
+
+    n_users: the directory size (@odata.count), None when unknown (then never scan).
+    managed_estimate: an upper bound of the users holding a managed SKU (sum of their consumedUnits).
+    The filtered cost counts the first page of each SKU filter as riding in the first look-up $batch.
+    """
+    scan = pages(n_users) if n_users is not None else math.inf
+    lookups = lookup_batches(n_named)
+    if include_all_managed and n_sku_filters:
+        extra_pages = (
+            pages(managed_estimate) - 1 if n_sku_filters == 1 else n_sku_filters * pages(managed_estimate)
+        )
+        filtered = max(1, lookups) + extra_pages
+    else:
+        filtered = lookups
+    strategy = "filtered" if filtered <= scan else "scan"
+    if strategy == "filtered" and not (include_all_managed and n_sku_filters):
+        strategy = "lookup"
+    return ReadChoice(strategy, int(filtered), int(scan) if scan != math.inf else -1)
+
+
+def chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]

@@ -1,0 +1,110 @@
+"""The Graph writer: executes plan actions as `$batch` requests, several in flight, one outcome per action.
+
+Impure (network, through transport.py). What goes in which batch, and when, is schedule.py's (pure);
+this module sends, reads each sub-response and retries throttled / transient sub-requests itself
+(retry.py: honouring each Retry-After, jittered backoff, a bounded wait; never a 4xx verdict).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from provisioner.graph import failures
+from provisioner.graph.outcome import ActionOutcome
+from provisioner.graph.schedule import Batch, WriteSchedule, action_request, is_idempotent
+from provisioner.graph.transport import Transport
+from provisioner.model.observed import Sku
+from provisioner.model.plan import Action
+
+OnOutcome = Callable[[ActionOutcome], None]
+
+
+class Writer:
+    def __init__(
+        self, transport: Transport, skus: Callable[[], tuple[Sku, ...] | None] = lambda: None
+    ) -> None:
+        self.t = transport
+        self.skus = skus
+
+    async def execute(
+        self, actions: Sequence[Action], *, parallelism: int = 4, on_outcome: OnOutcome | None = None
+    ) -> list[ActionOutcome]:
+        sched = WriteSchedule(actions)
+        running: dict[asyncio.Task[dict[str, dict[str, Any]]], Batch] = {}
+        error: BaseException | None = None
+
+        def emit() -> None:
+            for o in sched.take_new_outcomes():
+                if on_outcome is not None:
+                    on_outcome(o)
+
+        while not sched.done:
+            now = time.monotonic()
+            if error is None:
+                for b in sched.next_batches(now, max(1, parallelism) - len(running)):
+                    running[asyncio.ensure_future(self.t.batch(b.body()["requests"]))] = b
+            emit()
+            if not running:
+                if error is not None:
+                    break
+                wake = sched.next_wake()
+                if wake is None:
+                    sched.stuck()
+                    emit()
+                    break
+                await asyncio.sleep(max(0.0, wake - now))
+                continue
+            wake = sched.next_wake()
+            timeout = max(0.0, wake - now) if wake is not None and error is None else None
+            done, _ = await asyncio.wait(running, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                batch = running.pop(task)
+                exc = task.exception()
+                if exc is not None:
+                    # The whole batch failed past our retries (or auth): in-flight batches still report,
+                    # nothing new is sent, and the error is raised once they are in.
+                    error = error or exc
+                    for a in batch.actions:
+                        sched.in_flight.discard(a.id)
+                    continue
+                self._absorb(sched, batch, task.result())
+        emit()
+        if error is not None:
+            raise error
+        return sched.outcomes()
+
+    def _absorb(self, sched: WriteSchedule, batch: Batch, answers: dict[str, dict[str, Any]]) -> None:
+        now = time.monotonic()
+        skus = {s.sku_id: s for s in (self.skus() or ())}
+        for n, a in enumerate(batch.actions, start=1):
+            sub = answers[str(n)]
+            status = int(sub.get("status") or 0)
+            headers = sub.get("headers") or {}
+            rid = (
+                failures.header(headers, "request-id")
+                or failures.header(headers, "client-request-id")
+                or sub.get("batchRequestId")
+            )
+            if 200 <= status < 300:
+                sched.succeeded(a.id, status, rid)
+                continue
+            if status == 424:
+                # Not run: an earlier request of the batch failed. Graph's verdict is for that one.
+                if a.id not in sched.final:
+                    sched.requeue(a.id)
+                continue
+            req = action_request(a)
+            err = failures.from_sub_response(sub, method=req["method"], url=self.t.absolute(req["url"]))
+            if self.t.policy.is_retryable(status, idempotent=is_idempotent(a)):
+                tries = sched.attempts[a.id]
+                delay = self.t.policy.delay(tries, err.retry_after, self.t.rng)
+                if self.t.policy.may_retry(tries, delay, now - sched.first_try.get(a.id, now)):
+                    self.t.log(f"{a.id}: HTTP {status}; retrying in {delay:.1f} s")
+                    sched.retry_at(a.id, now + delay)
+                    continue
+            plain = failures.plain_sentence(err.graph_message, skus)
+            message = f"{plain} (Graph: {err.graph_message})" if plain else err.graph_message
+            sched.failed(a.id, status, err.code, message, err.request_id or rid)

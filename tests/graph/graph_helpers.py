@@ -1,0 +1,186 @@
+"""Test helpers for tests/graph: fake credential endpoints on loopback (Entra over https with a throwaway
+self-signed certificate, GitHub's OIDC token service over http), emulator stats, and a served emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import json
+import os
+import ssl
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+
+def emulator_stats(app: Any) -> dict[str, Any]:
+    """GET /_emulator/stats from an in-process emulator app."""
+
+    async def get() -> dict[str, Any]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        ) as c:
+            return (await c.get("/_emulator/stats")).json()
+
+    return asyncio.run(get())
+
+
+def reset_stats(app: Any) -> None:
+    async def post() -> None:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://localhost"
+        ) as c:
+            await c.post("/_emulator/stats/reset")
+
+    asyncio.run(post())
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), valid for a day."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp / "entra.pem", tmp / "entra.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_path, key_path
+
+
+class FakeEndpoints:
+    """Records every request; answers token requests as Entra would (or refuses them, echoing the secret)."""
+
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
+        self.requests: list[dict[str, Any]] = []
+
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a: Any) -> None:
+                pass
+
+            def _reply(self, status: int, body: dict[str, Any]) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:  # GitHub Actions' OIDC token service
+                fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
+                q = parse_qs(urlsplit(self.path).query)
+                if self.headers.get("Authorization") != "bearer gh-request-token" or q.get("audience") != [
+                    "api://AzureADTokenExchange"
+                ]:
+                    self._reply(403, {"message": "bad token request"})
+                    return
+                self._reply(
+                    200, {"value": "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOngvcHJvdmlzaW9uZXIifQ.c2ln"}
+                )
+
+            def do_POST(self) -> None:  # Entra's token endpoint
+                n = int(self.headers.get("Content-Length") or 0)
+                form = {k: v[0] for k, v in parse_qs(self.rfile.read(n).decode()).items()}
+                fake.requests.append({"method": "POST", "path": self.path, "form": form})
+                if fake.refuse:
+                    echoed = form.get("client_secret") or form.get("client_assertion") or ""
+                    self._reply(401, {
+                        "error": "invalid_client",
+                        "error_description": f"AADSTS7000215: Invalid client secret provided: {echoed}",
+                    })  # fmt: skip
+                    return
+                self._reply(
+                    200, {"token_type": "Bearer", "expires_in": 3600, "access_token": "issued-access-token"}
+                )
+
+        return H
+
+
+@contextmanager
+def serve_fake(fake: FakeEndpoints, tls: tuple[Path, Path] | None = None) -> Iterator[str]:
+    """Serve `fake` on 127.0.0.1 (https when `tls` is given); yields "127.0.0.1:PORT"."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), fake.handler())
+    if tls is not None:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+        server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@contextmanager
+def served_emulator(path: Path, *args: str, timeout: float = 30.0) -> Iterator[str]:
+    """`provision emulator serve PATH --port 0 ARGS` in a subprocess; yields its base URL (…/v1.0)."""
+    cmd = [sys.executable, "-m", "provisioner", "emulator", "serve", str(path), "--port", "0", *args]
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        url = _await_ready(proc, timeout)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _await_ready(proc: subprocess.Popen[str], timeout: float) -> str:
+    result: list[str] = []
+
+    def read() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("listening on "):
+                result.append(line.split("listening on ", 1)[1].strip())
+                return
+
+    t = threading.Thread(target=read, daemon=True)
+    t.start()
+    t.join(timeout)
+    if not result:
+        proc.kill()
+        err = proc.stderr.read() if proc.stderr else ""
+        raise RuntimeError(f"the emulator did not start within {timeout} s: {err[-2000:]}")
+    return result[0]
