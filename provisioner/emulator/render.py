@@ -34,14 +34,15 @@ def assignment_states(state: TenantState, user: User) -> list[dict[str, Any]]:
     """licenseAssignmentStates: one entry per source (direct, or each group), with Graph's state and error.
 
     A group member beyond the SKU's enabled seats gets state Error / error CountViolation (entra-docs
-    licensing-groups-resolve-problems.md: "There aren't enough available licenses for one of the products").
+    licensing-groups-resolve-problems.md: "There aren't enough available licenses for one of the products");
+    a group granting a Calling Plan without Phone System gets Error / DependencyViolation (same page).
     """
     out = []
     for a in state.assignments(user):
         out.append({
             "assignedByGroup": a.group,
             "disabledPlans": list(a.disabled),
-            "error": "None" if a.active else "CountViolation",
+            "error": a.error,
             "lastUpdatedDateTime": a.updated,
             "skuId": a.sku_id,
             "state": "Active" if a.active else "Error",

@@ -191,6 +191,11 @@ class Emulator:
         return users
 
     def list_users(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
+        if _opt(query, "skip") is not None:  # verbatim Graph answer (msgraph-metadata#135)
+            raise bad("'$skip' is not supported by the service.")
+        for name in ("orderby", "search", "expand"):
+            if _opt(query, name) is not None:  # Graph supports these; the emulator does not, and says so
+                raise bad(f"${name} is not supported by this emulator on /users.", "Request_UnsupportedQuery")
         select = parse_select(_opt(query, "select"), USER_PROPERTIES, "microsoft.graph.user")
         top = parse_top(_opt(query, "top"))
         count = parse_count(_opt(query, "count"))
@@ -209,7 +214,7 @@ class Emulator:
         page = users[offset:offset + top]
         parts = [b'{"@odata.context":', orjson.dumps(f"{base}/$metadata#users"
                                                      + (f"({','.join(props)})" if select else ""))]
-        if count:
+        if count and token is None:  # only the first page carries the count (docs-contrib#1031)
             parts += [b',"@odata.count":', str(len(users)).encode()]
         if offset + top < len(users):
             keep = [(k, v) for k, v in query.items() if k.lstrip("$").lower() != "skiptoken"]
@@ -323,7 +328,7 @@ class Emulator:
         return _json({"responses": out})
 
 
-_SAFE = "$,()':@/=-._~ "
+_SAFE = "$,()':@/=-._~"  # a nextLink keeps OData punctuation readable; spaces become %20
 
 
 def _opt(query: Mapping[str, str], name: str) -> str | None:

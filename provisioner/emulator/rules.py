@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from provisioner.emulator.plans import CALLING_PLAN_PLANS, MCOEV_PLAN_ID, PHONE_SYSTEM_PREFIX
 from provisioner.emulator.state import TenantState, User
 
 
@@ -29,14 +30,6 @@ def bad(message: str, code: str = "Request_BadRequest") -> GraphRuleError:
 
 GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
-# Service plans that make a SKU a Calling Plan (PSTN calling), from reference/teams-licensing.md §1 and the PSTN
-# usage report's capability list. Communications Credits (MCOPSTNC) and MCOPSTN3 (MCOPSTNPP) are not plans.
-CALLING_PLAN_PLANS = frozenset({
-    "MCOPSTN1", "MCOPSTN2", "MCOPSTN5", "MCOPSTN6", "MCOPSTN8", "MCOPSTN9", "PSTN5_US",
-    "MCOPSTN_PAYG_1", "MCOPSTN_PAYG_2", "MCOPSTN1_GOV", "MCOPSTNEAU",
-})
-PHONE_SYSTEM_PREFIX = "MCOEV"  # MCOEV, MCOEV_GOV, MCOEV_VIRTUALUSER, MCOEVSMB ...
-MCOEV_PLAN_ID = "4828c8ec-dc2e-4779-b502-87ac9ce28ab7"
 INACTIVE = frozenset({"Suspended", "LockedOut", "Deleted"})
 
 # ISO 3166-1 alpha-2 (usageLocation "A two-letter country code (ISO standard 3166)", Graph user resource).
@@ -80,6 +73,8 @@ def phone_dependency_error(state: TenantState, user: User, direct_after: dict[st
     held = {k: list(v) for k, v in direct_after.items()}
     for g in state.groups_of.get(user.id, ()):
         for sku, dis in g.licenses.items():
+            if (g.id, sku) in state.group_errors:
+                continue  # a group copy in DependencyViolation grants nothing
             if state.group_active(user, sku) or sku in direct_after:
                 held[sku] = [p for p in held[sku] if p in dis] if sku in held else list(dis)
     plans = _plan_names(state, held)

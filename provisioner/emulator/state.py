@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from provisioner.emulator.plans import lacks_phone_system
 from provisioner.errors import ProvisionerError
 
 # lastUpdatedDateTime of assignments loaded from a file (the file does not store one): fixed, so output is stable.
@@ -67,6 +68,7 @@ class Assignment:
     disabled: list[str]
     active: bool
     updated: str
+    error: str = "None"  # Graph's licenseAssignmentState.error: None, CountViolation, DependencyViolation
 
 
 def _now() -> str:
@@ -114,12 +116,27 @@ class TenantState:
         self.groups_of: dict[str, list[Group]] = {}
         cand_sets: dict[str, set[str]] = {}
         self.pos = {u.id: i for i, u in enumerate(self.users)}  # list order: the paging order
+        # (group id, skuId) a group cannot grant: "both the prerequisite and add-on service plans [must] be
+        # present in the same group" (entra-docs licensing-groups-resolve-problems.md), so a group giving a
+        # Calling Plan without Phone System leaves that SKU in DependencyViolation on every member.
+        self.group_errors: dict[tuple[str, str], str] = {}
+        sku_by_id = {s.sku_id: s for s in self.skus}
+        for g in self.groups:
+            enabled = {p["servicePlanName"] for sku_id, dis in g.licenses.items() if sku_id in sku_by_id
+                       for p in sku_by_id[sku_id].plans if p["servicePlanId"] not in dis}
+            if lacks_phone_system(enabled):
+                for sku_id in g.licenses:
+                    names = {p["servicePlanName"] for p in sku_by_id[sku_id].plans} if sku_id in sku_by_id else set()
+                    if lacks_phone_system(names):
+                        self.group_errors[(g.id, sku_id)] = "DependencyViolation"
         for g in self.groups:
             # Graph licenses only first-level user members; an id that names no user holds no seat.
             g.members = [m for m in g.members if m in self.pos]
             for uid in g.members:
                 self.groups_of.setdefault(uid, []).append(g)
                 for sku in g.licenses:
+                    if (g.id, sku) in self.group_errors:
+                        continue
                     seen = cand_sets.setdefault(sku, set())
                     if uid not in seen:
                         seen.add(uid)
@@ -262,6 +279,8 @@ class TenantState:
         """
         if sku in user.licenses:
             return True
+        if user.id not in self._cand_sets.get(sku, ()):
+            return False  # no group grants it without error
         room = self._free_for_groups(sku)
         if self._group_only.get(sku, 0) <= room:
             return True
@@ -280,8 +299,11 @@ class TenantState:
                for sku, dis in user.licenses.items()]
         for g in self.groups_of.get(user.id, ()):
             for sku, dis in g.licenses.items():
-                out.append(Assignment(sku, g.id, list(dis), self.group_active(user, sku),
-                                      self._stamps.get((user.id, sku, g.id), LOADED_AT)))
+                stamp = self._stamps.get((user.id, sku, g.id), LOADED_AT)
+                error = self.group_errors.get((g.id, sku))
+                if error is None and not self.group_active(user, sku):
+                    error = "CountViolation"
+                out.append(Assignment(sku, g.id, list(dis), error is None, stamp, error or "None"))
         return out
 
     def effective(self, user: User) -> dict[str, list[str]]:
@@ -292,7 +314,7 @@ class TenantState:
         out: dict[str, list[str]] = {k: list(v) for k, v in user.licenses.items()}
         for g in self.groups_of.get(user.id, ()):
             for sku, dis in g.licenses.items():
-                if not self.group_active(user, sku):
+                if (g.id, sku) in self.group_errors or not self.group_active(user, sku):
                     continue
                 if sku in out:
                     out[sku] = [p for p in out[sku] if p in dis]

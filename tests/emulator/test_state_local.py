@@ -164,6 +164,20 @@ def test_group_members_beyond_the_seats_are_in_count_violation() -> None:
     assert next(s for s in r["licenseAssignmentStates"] if s["skuId"] == DOM)["state"] == "Active"
 
 
+def test_a_group_granting_a_calling_plan_without_phone_system_is_in_dependency_violation() -> None:
+    d = demo_state()
+    d["groups"].append({"id": "g-calling-only", "displayName": "Calling only", "members": [d["users"][3]["id"]],
+                        "assignedLicenses": [{"skuId": DOM, "disabledPlans": []}]})  # dave.us: E3 only
+    client = make_client(d)
+    before = seats(make_client(demo_state()))[DOM]
+    r = client.get("/v1.0/users/dave.us@contoso.com", params={"$select": "assignedLicenses,licenseAssignmentStates"})
+    body = r.json()
+    assert DOM not in {lic["skuId"] for lic in body["assignedLicenses"]}
+    st = next(s for s in body["licenseAssignmentStates"] if s["assignedByGroup"] == "g-calling-only")
+    assert (st["state"], st["error"]) == ("Error", "DependencyViolation")
+    assert seats(client)[DOM] == before  # an errored group assignment holds no seat
+
+
 def test_demo_tenant_is_rule_consistent_and_realistic() -> None:
     d = demo_state()
     st = TenantState.from_dict(d)
