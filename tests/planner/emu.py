@@ -37,7 +37,7 @@ def observed_from_state(state: TenantState, with_groups: bool = True) -> Observe
                 a.group.lower() if a.group else None,
                 tuple(sorted(a.disabled)),
                 "Active" if a.active else "Error",
-                None if a.active else "CountViolation",
+                None if a.error in (None, "None") else a.error,
             )
             for a in state.assignments(u)
         )

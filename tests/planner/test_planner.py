@@ -5,6 +5,7 @@ emulator's Graph rules and planned again (it must converge to no changes unless 
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import pytest
@@ -210,11 +211,26 @@ def test_inherited_calling_plan_is_reported_not_removed() -> None:
 
 
 def test_phone_system_stays_when_a_group_keeps_a_calling_plan() -> None:
+    # Graph puts a group that grants a Calling Plan without Phone System in DependencyViolation (so does the
+    # emulator); the planner still never removes Phone System under an *active* inherited Calling Plan.
     state = tenant_state(SEATS, [("gus", "US", (E3, EV))], groups={"Dial": (("gus",), (DOM,))})
-    p = run(state, [{"upn": "gus@contoso.com", "ps": False}])
+    obs = observed_from_state(TenantState.from_dict(state))
+    gus = obs.users["gus@contoso.com"]
+    active = tuple(dataclasses.replace(a, state="Active", error=None) for a in gus.assignments)
+    obs.users["gus@contoso.com"] = dataclasses.replace(gus, assignments=active)
+    p = plan(desired([{"upn": "gus@contoso.com", "ps": False}]), obs, CAT)
+    check_invariants(p, obs)
     assert p.actions == ()
     assert ("warning", "inherited-license", "gus") in codes(p)
-    assert any("keeping MCOEV" in d.message for d in p.diagnostics)
+    assert any("keeping MCOEV" in d.message and "MCOPSTN1 ('Dial')" in d.message for d in p.diagnostics)
+
+
+def test_group_calling_plan_without_phone_system_is_broken_and_direct_phone_system_can_go() -> None:
+    state = tenant_state(SEATS, [("gus", "US", (E3, EV))], groups={"Dial": (("gus",), (DOM,))})
+    p = run(state, [{"upn": "gus@contoso.com", "ps": False}])
+    assert steps(p) == ["gus: -MCOEV"]
+    (u,) = p.users
+    assert u.problems == ("DependencyViolation on MCOPSTN1 (group 'Dial')",)
 
 
 def test_group_ids_show_when_names_are_unknown() -> None:
@@ -385,7 +401,7 @@ def test_pools_count_users_and_minutes_before_and_after() -> None:
 def test_count_violation_on_a_group_shows_in_the_drift_view() -> None:
     seats = {**SEATS, DOM: 1}
     state = tenant_state(
-        seats, [("a", "US", (E3, EV)), ("b", "US", (E3, EV))], groups={"Voice": (("a", "b"), (DOM,))}
+        seats, [("a", "US", (E3, EV)), ("b", "US", (E3, EV))], groups={"Voice": (("a", "b"), (EV, DOM))}
     )
     p = run(state, [{"upn": "a@contoso.com", "cp": "domestic"}, {"upn": "b@contoso.com", "cp": "domestic"}])
     assert p.actions == ()
@@ -400,7 +416,7 @@ def test_freed_seat_goes_to_a_waiting_group_member_first() -> None:
     # gives it to y, so z's add cannot use it.
     seats = {**SEATS, DOM: 1}
     state = tenant_state(seats, [("x", "US", (E3, EV, DOM)), ("y", "US", (E3, EV)), ("z", "US", (E5,))],
-                         groups={"Voice": (("y",), (DOM,))})  # fmt: skip
+                         groups={"Voice": (("y",), (EV, DOM))})  # fmt: skip
     p = run(state, [{"upn": "x@contoso.com", "cp": "none"}, {"upn": "z@contoso.com", "cp": "domestic"}])
     assert steps(p) == ["x: -MCOPSTN1"]
     assert ("error", "insufficient-seats", "z") in codes(p)
