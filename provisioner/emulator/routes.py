@@ -104,39 +104,42 @@ class Emulator:
 
     # -- dispatch ------------------------------------------------------------------------------------------
 
-    def route(self, method: str, path: str) -> tuple[str, Callable[..., Reply] | None, str | None]:
-        """(route label for stats, handler or None, user key). `path` is relative to /v1.0, decoded."""
+    def route(self, path: str) -> tuple[str | None, dict[str, Callable[..., Reply]], str | None]:
+        """(route template, handlers by method, user key) for a path relative to /v1.0 (decoded).
+
+        The template is None for a path the emulator does not serve."""
         parts = path.strip("/").split("/") if path.strip("/") else []
         low = [p.lower() for p in parts]
         if low == ["users"]:
-            return "GET /users", (self.list_users if method == "GET" else None), None
+            return "/users", {"GET": self.list_users}, None
         if len(low) == 2 and low[0] == "users":
-            label = f"{method} /users/{{id}}"
-            handler = {"GET": self.get_user, "PATCH": self.patch_user}.get(method)
-            return label, handler, parts[1]
+            return "/users/{id}", {"GET": self.get_user, "PATCH": self.patch_user}, parts[1]
         if len(low) == 3 and low[0] == "users" and low[2] == "assignlicense":
-            return "POST /users/{id}/assignLicense", (self.assign_license if method == "POST" else None), parts[1]
+            return "/users/{id}/assignLicense", {"POST": self.assign_license}, parts[1]
         if low == ["subscribedskus"]:
-            return "GET /subscribedSkus", (self.list_skus if method == "GET" else None), None
+            return "/subscribedSkus", {"GET": self.list_skus}, None
         if low == ["organization"]:
-            return "GET /organization", (self.organization if method == "GET" else None), None
-        return f"{method} /{path.strip('/')}", None, None
+            return "/organization", {"GET": self.organization}, None
+        return None, {}, None
 
     def dispatch(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str],
                  body: Any, base: str, rid: str) -> tuple[str, Reply]:
         """Run one Graph request (top level or batch sub-request): route, fault, handle. Never raises."""
-        label, handler, key = self.route(method, path)
+        template, handlers, key = self.route(path)
+        segments = path.strip("/").split("/")
+        segment = segments[0]
+        # unknown paths count under their first segment only (byRoute must not grow with every user id)
+        label = f"{method} {template or '/' + segment + ('/*' if len(segments) > 1 else '')}"
         self.stats.byRoute[label] = self.stats.byRoute.get(label, 0) + 1
         fault = self.faults.decide()
         if fault is not None:
             return label, error_reply(fault.status, fault.code, fault.message, rid, fault.headers)
-        if handler is None:
-            if label.split(" ", 1)[1] in ("/users", "/users/{id}", "/users/{id}/assignLicense", "/subscribedSkus",
-                                          "/organization"):
-                return label, error_reply(405, "Request_BadRequest",
-                                          "Specified HTTP method is not allowed for the request target.", rid)
-            segment = path.strip("/").split("/")[0] if path.strip("/") else ""
+        if template is None:
             return label, error_reply(400, "BadRequest", f"Resource not found for the segment '{segment}'.", rid)
+        handler = handlers.get(method)
+        if handler is None:
+            return label, error_reply(405, "Request_BadRequest",
+                                      "Specified HTTP method is not allowed for the request target.", rid)
         try:
             if key is not None:
                 user = self.state.find_user(key)

@@ -80,3 +80,18 @@ def test_serve_port_0_prints_the_listening_line_and_answers(tmp_path: Path) -> N
             proc.kill()
             _, err = proc.communicate()
     assert f"created demo tenant at {path}" in err
+
+
+def test_serve_on_a_busy_port_exits_1_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    try:
+        port = busy.getsockname()[1]
+        assert main(["emulator", "serve", str(tmp_path / "t.json"), "--port", str(port)]) == 1
+    finally:
+        busy.close()
+    err = capsys.readouterr().err
+    assert f"error: cannot listen on 127.0.0.1:{port}" in err and "--port 0" in err and "Traceback" not in err
