@@ -41,8 +41,7 @@ _CALLING_PLAN_SERVICE_PLANS = {"MCOPSTN1", "MCOPSTN2", "MCOPSTN5", "MCOPSTN6", "
 
 def reader_select() -> str:
     """The reader's own $select when it exposes one (so the floor fetches exactly the same bytes)."""
-    for mod_name, attr in (("provisioner.graph.reader", "USER_SELECT"), ("provisioner.graph.reader", "USER_FIELDS"),
-                           ("provisioner.graph", "USER_SELECT")):
+    for mod_name, attr in (("provisioner.graph.strategy", "USER_SELECT"), ("provisioner.graph.reader", "USER_SELECT")):
         try:
             mod = __import__(mod_name, fromlist=[attr])
         except ImportError:
@@ -150,6 +149,13 @@ def read_floor(url: str, select: str) -> tuple[float, int, int]:
     return time.perf_counter() - start, pages, users
 
 
+def read_floor_cpu(url: str, select: str) -> tuple[float, float, int, int]:
+    """read_floor plus the CPU seconds this process spent in it (the client's share of the work)."""
+    cpu = time.process_time()
+    wall, pages, users = read_floor(url, select)
+    return wall, time.process_time() - cpu, pages, users
+
+
 async def _batch_floor(url: str, bodies: list[dict[str, Any]], parallelism: int) -> float:
     sem = asyncio.Semaphore(parallelism)
     async with httpx.AsyncClient(timeout=300, limits=httpx.Limits(max_connections=parallelism)) as client:
@@ -182,7 +188,9 @@ class PlanRow:
     users: int
     init_s: float
     plan_s: float
+    plan_cpu_s: float
     floor_s: float
+    floor_cpu_s: float
     ratio: float
     peak_rss_mb: float
     requests: int
@@ -210,7 +218,7 @@ def bench_plan(work: Path, n: int, repeat: int = 3, seed: int = 7) -> PlanRow:
     select = reader_select()
     with serve(state_path) as srv:
         read_floor(srv.url, select)  # warm-up: the server's first pass builds its caches
-        floors = [read_floor(srv.url, select) for _ in range(repeat)]
+        floors = [read_floor_cpu(srv.url, select) for _ in range(repeat)]
         runs: list[Measured] = []
         requests = 0
         for _ in range(repeat):
@@ -220,8 +228,9 @@ def bench_plan(work: Path, n: int, repeat: int = 3, seed: int = 7) -> PlanRow:
             requests = int(srv.stats()["requests"])
     plan_s = statistics.median(m.elapsed_s for m in runs)
     floor_s = statistics.median(f[0] for f in floors)
-    return PlanRow(n, init.elapsed_s, plan_s, floor_s, plan_s / floor_s, max(m.peak_rss_mb for m in runs),
-                   requests, floors[0][1] + 2, _actions(work / "plan.json"))
+    return PlanRow(n, init.elapsed_s, plan_s, statistics.median(m.cpu_s for m in runs), floor_s,
+                   statistics.median(f[1] for f in floors), plan_s / floor_s, max(m.peak_rss_mb for m in runs),
+                   requests, floors[0][2] + 2, _actions(work / "plan.json"))
 
 
 @dataclass
@@ -326,9 +335,10 @@ def bench_apply(work: Path, changes: int = 10_000, latency_ms: float = 50, paral
 
 def plan_table(rows: list[PlanRow]) -> str:
     return table(
-        ["users", "plan (s)", "floor (s)", "plan / floor", "peak RSS (MB)", "round trips", "floor pages",
-         "µs per user", "target"],
-        [[r.users, r.plan_s, r.floor_s, r.ratio, r.peak_rss_mb, r.requests, r.floor_pages,
+        ["users", "plan (s)", "floor (s)", "plan / floor", "plan CPU (s)", "floor client CPU (s)", "peak RSS (MB)",
+         "round trips", "floor pages", "µs per user", "target"],
+        [[r.users, r.plan_s, r.floor_s, r.ratio, r.plan_cpu_s, r.floor_cpu_s, r.peak_rss_mb, r.requests,
+          r.floor_pages,
           r.plan_s / r.users * 1e6,
           verdict(r.ratio <= PLAN_RATIO_TARGET and (r.users < 100_000 or r.peak_rss_mb <= PLAN_RSS_TARGET_MB))]
          for r in rows])

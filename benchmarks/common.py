@@ -43,6 +43,7 @@ class Measured:
 
     cmd: tuple[str, ...]
     elapsed_s: float
+    cpu_s: float  # user + system CPU of the child: less sensitive than wall time to other load on the machine
     peak_rss_mb: float
     returncode: int
     stdout: str
@@ -78,7 +79,7 @@ def run_measured(cmd: Sequence[str], *, env: dict[str, str] | None = None, timeo
         out.seek(0)
         err.seek(0)
         peak_kib = usage.ru_maxrss if sys.platform != "darwin" else usage.ru_maxrss / 1024
-        return Measured(tuple(cmd), elapsed, peak_kib / 1024, proc.returncode,
+        return Measured(tuple(cmd), elapsed, usage.ru_utime + usage.ru_stime, peak_kib / 1024, proc.returncode,
                         out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
 
 
@@ -231,6 +232,15 @@ def machine() -> dict[str, str]:
         "OS": f"{platform.system()} {platform.release()}",
         "Python": platform.python_version() + f" ({platform.python_implementation()})",
     }
+
+
+def load_average() -> str:
+    """The 1-minute load average and CPU count: numbers taken on a busy machine say so."""
+    try:
+        one = os.getloadavg()[0]
+    except OSError:
+        return "unknown"
+    return f"{one:.2f} on {os.cpu_count()} CPUs"
 
 
 def verdict(ok: bool | None) -> str:

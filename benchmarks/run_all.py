@@ -25,9 +25,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_e2e  # noqa: E402
 import bench_startup  # noqa: E402
-from common import machine, table  # noqa: E402
+from common import load_average, machine, table  # noqa: E402
 
 SIBLINGS = ("bench_read.py", "bench_plan.py", "bench_apply.py", "bench_validate.py")
+LOADS: list[tuple[str, str, str]] = []  # (benchmark, load average before, after): other work skews wall times
 
 
 def growth_exponent(xs: list[float], ys: list[float]) -> float | None:
@@ -89,13 +90,16 @@ def run_sibling(name: str, work: Path, quick: bool) -> str | None:
 def attempt(label: str, fn: Callable[[], Any], failures: list[str]) -> Any:
     """Run one benchmark; a failure is recorded (and reported) instead of stopping the others."""
     print(f"== {label}", file=sys.stderr, flush=True)
-    start = time.perf_counter()
+    start, before = time.perf_counter(), load_average()
     try:
         result = fn()
     except Exception as exc:
         traceback.print_exc()
-        failures.append(f"{label}: {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+        lines = str(exc).strip().splitlines()
+        failures.append(f"{label}: {type(exc).__name__}: " + " / ".join(dict.fromkeys(lines[:1] + lines[-1:])))
         return None
+    finally:
+        LOADS.append((label, before, load_average()))
     print(f"   done in {time.perf_counter() - start:.1f}s", file=sys.stderr, flush=True)
     return result
 
@@ -169,6 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         *("\n\n".join(sections).splitlines()),
     ]
+    if LOADS:
+        doc += ["", "### Machine load while measuring", "",
+                "1-minute load average before and after each benchmark. Wall times taken while other work ran "
+                "on the machine (load above the CPU count) are inflated; CPU seconds are the steadier figure.", "",
+                table(["benchmark", "load before", "load after"], LOADS)]
     if failures:
         doc += ["", "### Not measured (failed)", "", *(f"- {f}" for f in failures)]
     text = "\n".join(doc) + "\n"
