@@ -78,8 +78,10 @@ def run_sibling(name: str, work: Path, quick: bool) -> str | None:
     if not script.exists():
         return None
     cmd = [sys.executable, str(script)]
-    if quick:
+    if quick and '"--quick"' in script.read_text():  # not every sibling has a smoke mode
         cmd.append("--quick")
+    elif quick and '"--changes"' in script.read_text():
+        cmd += ["--changes", "1000"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=HERE.parent)
     body = proc.stdout.strip() or "(no output)"
     if proc.returncode:
