@@ -184,3 +184,119 @@ def _await_ready(proc: subprocess.Popen[str], timeout: float) -> str:
         err = proc.stderr.read() if proc.stderr else ""
         raise RuntimeError(f"the emulator did not start within {timeout} s: {err[-2000:]}")
     return result[0]
+
+
+GRAPH_CODES = {
+    500: "generalException",
+    502: "BadGateway",
+    503: "serviceNotAvailable",
+    403: "Authorization_RequestDenied",
+}
+
+
+class FlakyApp:
+    """An ASGI wrapper answering the first N requests to a path with a Graph error (500, 502, 503, 403 ...).
+
+    The emulator injects 429 and 503 only; this adds the other failures Graph is known for, test-side.
+    """
+
+    def __init__(self, app: Any, fail_first: dict[str, int], status: int = 500) -> None:
+        self.app = app
+        self.fail_first = dict(fail_first)
+        self.status = status
+        self.failed = 0
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and self.fail_first.get(path, 0) > 0:
+            self.fail_first[path] -= 1
+            self.failed += 1
+            rid = f"flaky-{self.failed}"
+            body = json.dumps({"error": {"code": GRAPH_CODES.get(self.status, "error"), "message": "Injected by the test.",
+                                         "innerError": {"request-id": rid, "date": "2026-01-01T00:00:00"}}}).encode()  # fmt: skip
+            await send({"type": "http.response.start", "status": self.status,
+                        "headers": [(b"content-type", b"application/json"), (b"request-id", rid.encode())]})  # fmt: skip
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
+class SubFlakyApp:
+    """An ASGI wrapper that turns chosen `$batch` sub-responses into Graph errors, the first N times.
+
+    fail: (method, url suffix) -> how many times that sub-request answers `status` instead of running.
+    The sub-request is NOT passed to the emulator when it is failed (the state does not change).
+    """
+
+    def __init__(
+        self, app: Any, fail: dict[tuple[str, str], int], status: int = 500, retry_after: str | None = None
+    ) -> None:
+        self.app = app
+        self.fail = dict(fail)
+        self.status = status
+        self.retry_after = retry_after
+        self.failed = 0
+
+    def _pick(self, r: dict[str, Any]) -> bool:
+        for (method, suffix), left in self.fail.items():
+            if left > 0 and r["method"] == method and r["url"].endswith(suffix):
+                self.fail[(method, suffix)] -= 1
+                return True
+        return False
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope.get("path", "").endswith("/$batch"):
+            await self.app(scope, receive, send)
+            return
+        raw = b""
+        while True:
+            msg = await receive()
+            raw += msg.get("body", b"")
+            if not msg.get("more_body"):
+                break
+        body = json.loads(raw)
+        injected = {r["id"] for r in body["requests"] if self._pick(r)}
+        blocked: set[str] = set()  # Graph: dependents of a failed request answer 424 and do not run
+        for r in body["requests"]:
+            if r["id"] not in injected and set(r.get("dependsOn") or []) & (injected | blocked):
+                blocked.add(r["id"])
+        kept = [r for r in body["requests"] if r["id"] not in injected | blocked]
+        answers: list[dict[str, Any]] = []
+        if kept:
+            sent = json.dumps({"requests": kept}).encode()
+            replay = [{"type": "http.request", "body": sent, "more_body": False}]
+            started: dict[str, Any] = {}
+            chunks: list[bytes] = []
+
+            async def rx() -> dict[str, Any]:
+                return replay.pop(0) if replay else {"type": "http.disconnect"}
+
+            async def tx(message: dict[str, Any]) -> None:
+                if message["type"] == "http.response.start":
+                    started.update(message)
+                else:
+                    chunks.append(message.get("body", b""))
+
+            headers = [(k, v) for k, v in scope["headers"] if k.lower() != b"content-length"]
+            headers.append((b"content-length", str(len(sent)).encode()))
+            await self.app({**scope, "headers": headers}, rx, tx)
+            if started.get("status") != 200:  # a whole-batch fault: pass it through untouched
+                await send(started)
+                await send({"type": "http.response.body", "body": b"".join(chunks)})
+                return
+            answers = json.loads(b"".join(chunks))["responses"]
+        for rid in sorted(injected):
+            self.failed += 1
+            hdrs = {"Content-Type": "application/json"}
+            if self.retry_after is not None:
+                hdrs["Retry-After"] = self.retry_after
+            answers.append({"id": rid, "status": self.status, "headers": hdrs,
+                            "body": {"error": {"code": GRAPH_CODES.get(self.status, "error"), "message": "Injected by the test.",
+                                               "innerError": {"request-id": f"sub-flaky-{self.failed}"}}}})  # fmt: skip
+        for rid in sorted(blocked):
+            answers.append({"id": rid, "status": 424, "headers": {"Content-Type": "application/json"},
+                            "body": {"error": {"code": "FailedDependency", "message": "dependency failed"}}})  # fmt: skip
+        data = json.dumps({"responses": answers}).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"request-id", b"batch-rid")]})  # fmt: skip
+        await send({"type": "http.response.body", "body": data})
