@@ -61,6 +61,9 @@ class _Server(uvicorn.Server):
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await super().shutdown(sockets=sockets)
+        # Save here, not only in serve()'s `finally`: after a graceful shutdown uvicorn re-raises the signal
+        # it caught, and a SIGTERM then ends the process before any `finally` runs.
+        self.tenant.close()
 
 
 def serve(path: str | os.PathLike[str], host: str = "127.0.0.1", port: int = 8765,

@@ -139,3 +139,15 @@ def test_stats_count_sub_requests_and_errors(client: Client) -> None:
     s = client.get("/_emulator/stats").json()
     assert (s["requests"], s["batches"], s["subRequests"], s["errors"]) == (1, 1, 3, 1)
     assert s["byRoute"] == {"GET /organization": 1, "GET /users/{id}": 1, "GET /users": 1, "POST /$batch": 1}
+
+
+def test_latency_is_added_to_each_top_level_request_but_not_to_stats() -> None:
+    import time
+
+    client = make_client(faults=FaultConfig(latency_ms=120))
+    start = time.monotonic()
+    assert client.get("/v1.0/organization").status_code == 200
+    assert time.monotonic() - start >= 0.12
+    start = time.monotonic()
+    assert client.get("/_emulator/stats").status_code == 200
+    assert time.monotonic() - start < 0.12

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +73,8 @@ def test_serve_port_0_prints_the_listening_line_and_answers(tmp_path: Path) -> N
             time.sleep(0.1)
         else:
             pytest.fail("the PATCH was not saved to the state file within 5 s")
+        r = httpx.patch(f"{base}/users/sam.new@contoso.com", json={"usageLocation": "MX"}, timeout=10)
+        assert r.status_code == 204
     finally:
         proc.terminate()
         try:
@@ -80,6 +83,10 @@ def test_serve_port_0_prints_the_listening_line_and_answers(tmp_path: Path) -> N
             proc.kill()
             _, err = proc.communicate()
     assert f"created demo tenant at {path}" in err
+    # the last write, made just before the shutdown signal, was saved on the way out
+    users = json.loads(path.read_text())["users"]
+    assert next(u for u in users if u["userPrincipalName"] == "sam.new@contoso.com")["usageLocation"] == "MX"
+    assert proc.returncode in (0, -signal.SIGTERM)  # uvicorn re-raises the signal after its graceful shutdown
 
 
 def test_serve_on_a_busy_port_exits_1_with_a_hint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
