@@ -150,3 +150,10 @@ def license_error(part: str, source: str, error: str) -> str:
         else "fix the group's licenses or the user's licenses"
     )
     return f"{part} from {source} is not active for this user ({error}: {why}); {fix}."
+
+
+def cp_without_ps(plans: str) -> str:
+    return (
+        f"the user holds the Calling Plan {plans} without Phone System, and Graph refuses any license change "
+        "for them until that is fixed. Declare `phoneSystem: true` (or `callingPlan: none`) for this user."
+    )

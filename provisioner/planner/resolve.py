@@ -321,3 +321,14 @@ class Resolver:
             return
         # Adding a Calling Plan without Phone System would be refused by Graph: drop the Calling Plan add.
         t.add -= {s for s in t.add if view.kind(s) == CALLING_PLAN}
+        after = (user.direct_sku_ids - t.remove) | t.add | active_inherited(user)
+        stuck = any(view.kind(s) == CALLING_PLAN for s in after) and not view.gives_phone_system(
+            user, after, frozenset(t.add)
+        )
+        if (t.add or t.remove) and stuck:
+            # The user already holds a Calling Plan without Phone System: Graph refuses every license change
+            # of this user until that is fixed, so plan none and say how to fix it.
+            plans = ", ".join(sorted(view.part(s) for s in after if view.kind(s) == CALLING_PLAN))
+            self._diag("error", "calling-plan-without-phone-system", msg.cp_without_ps(plans), user.upn, src)
+            t.add.clear()
+            t.remove.clear()

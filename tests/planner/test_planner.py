@@ -441,3 +441,11 @@ def test_preconditions_record_touched_users_and_seats_taken() -> None:
     )
     assert [(s.part_number, s.free_needed) for s in p.seat_preconditions] == [(DOM, 1)]
     assert p.fingerprint.startswith("sha256:") and len(p.fingerprint) == 71
+
+
+def test_a_calling_plan_held_without_phone_system_blocks_changes_with_an_error() -> None:
+    state = tenant_state(SEATS, [("odd", "US", (E3, DOM))])
+    p = run(state, [{"upn": "odd@contoso.com", "cc": True}])
+    assert codes(p) == [("error", "calling-plan-without-phone-system", "odd")] and p.actions == ()
+    p = run(state, [{"upn": "odd@contoso.com", "cc": True, "ps": True}])
+    assert steps(p) == ["odd: +MCOEV +MCOPSTNC"] and codes(p) == []
