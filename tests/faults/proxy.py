@@ -23,6 +23,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -69,6 +70,7 @@ class Verdict:
     retry_after: int | None = None
     drop_after_forward: bool = False
     throttle_share: float = 0.0  # for a $batch: share of sub-requests to answer 429 themselves
+    source: str = ""  # the injection's name, for the counts
 
 
 class Injection:
@@ -82,24 +84,36 @@ class Injection:
 
 @dataclass
 class ThrottleStorm(Injection):
-    start_s: float = 0.0
+    """A window of `duration_s` seconds, opened by the first request (or, with `on_writes`, by the first
+    $batch carrying writes), in which `share` of requests and of $batch sub-requests answer 429."""
+
     duration_s: float = 3.0
     share: float = 0.5
     retry_after: int = 1
     seed: int = 0
+    on_writes: bool = False
     name = "throttle storm"
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
+        self._opened: float | None = None
 
     def decide(self, req: Request, n: int, elapsed: float) -> Verdict | None:
-        if not (self.start_s <= elapsed < self.start_s + self.duration_s):
+        now = time.monotonic()
+        if self._opened is None and (not self.on_writes or _carries_writes(req)):
+            self._opened = now
+        if self._opened is None or now - self._opened >= self.duration_s:
             return None
         if req.is_batch:  # Graph throttles each sub-request on its own (the proxy draws which)
             return Verdict(throttle_share=self.share, retry_after=self.retry_after)
         if self._rng.random() < self.share:
             return Verdict(status=429, retry_after=self.retry_after)
         return None
+
+
+def _carries_writes(req: Request) -> bool:
+    return (req.is_batch and (b'"POST"' in req.body or b'"PATCH"' in req.body)) or (
+        req.is_write and not req.is_batch)
 
 
 @dataclass
@@ -134,7 +148,7 @@ class DropMidBatch(Injection):
     name = "connection dropped mid-batch"
 
     def decide(self, req: Request, n: int, elapsed: float) -> Verdict | None:
-        if not (req.is_batch and (b'"POST"' in req.body or b'"PATCH"' in req.body)):
+        if not (req.is_batch and _carries_writes(req)):
             return None
         self.seen += 1
         return Verdict(drop_after_forward=True) if self.seen in self.which else None
@@ -147,9 +161,12 @@ class Proxy:
     app: Any
     injections: list[Injection] = field(default_factory=list)
     seed: int = 0
-    latency_s: float = 0.0  # a steady delay on every request (lets a kill -9 land mid-run)
+    latency_s: float = 0.0  # a steady delay on every request
+    batch_latency_s: float = 0.0  # a steady delay on each $batch (stretches the writes so a kill lands mid-run)
+    on_write_forwarded: Callable[[int], None] | None = None  # called with n after the n-th write batch ran
     injected: Counter[str] = field(default_factory=Counter)
     forwarded: int = 0
+    write_batches: int = 0
     port: int = 0
 
     def __post_init__(self) -> None:
@@ -220,9 +237,10 @@ class Proxy:
             v = inj.decide(req, self._n, elapsed)
             if v is not None:
                 verdict = v
+                verdict.source = inj.name
                 self.injected[_label(inj, v)] += 1
                 break
-        delay = self.latency_s + verdict.delay_s
+        delay = self.latency_s + verdict.delay_s + (self.batch_latency_s if req.is_batch else 0.0)
         if delay:
             await asyncio.sleep(delay)
         if verdict.status is not None:
@@ -235,6 +253,10 @@ class Proxy:
             status, headers, body = await self._throttled_batch(req, verdict)
         else:
             status, headers, body = await self._forward(req)
+        if req.is_batch and _carries_writes(req):
+            self.write_batches += 1
+            if self.on_write_forwarded is not None:
+                self.on_write_forwarded(self.write_batches)  # e.g. kill -9 the client while its answer is in flight
         if verdict.drop_after_forward:
             writer.transport.abort()  # the work is done; the answer never arrives
             return False
@@ -267,8 +289,9 @@ class Proxy:
                 if s["id"] not in throttled | failed_dep and deps & (throttled | failed_dep):
                     failed_dep.add(s["id"])
                     changed = True
-        self.injected["throttle storm: 429 sub-requests"] += len(throttled)
-        self.injected["throttle storm: 424 dependents"] += len(failed_dep)
+        self.injected[f"{verdict.source}: 429 sub-requests"] += len(throttled)
+        if failed_dep:
+            self.injected[f"{verdict.source}: 424 dependents"] += len(failed_dep)
         responses: list[dict[str, Any]] = []
         rest = [s for s in subs if s["id"] not in throttled | failed_dep]
         if rest:

@@ -1,0 +1,1 @@
+"""Hostile-input suite: hypothesis fuzzing of the manifest loader and the emulator request parsing."""
