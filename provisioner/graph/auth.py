@@ -88,10 +88,10 @@ class CredentialChoice:
         if self.kind == "managed-identity":
             return aio.ManagedIdentityCredential(client_id=c or None, **options)
         if self.kind == "azure-cli":
-            return aio.AzureCliCredential(tenant_id=t or None)
+            return aio.AzureCliCredential(tenant_id=t)
         return aio.ChainedTokenCredential(
             aio.ManagedIdentityCredential(client_id=c or None, **options),
-            aio.AzureCliCredential(tenant_id=t or None),
+            aio.AzureCliCredential(tenant_id=t),
         )
 
 
@@ -134,17 +134,17 @@ def select_credential(mode: str, env: Mapping[str, str], tenant: str | None = No
         elif env.get("AZURE_FEDERATED_TOKEN_FILE") or env.get("ACTIONS_ID_TOKEN_REQUEST_URL"):
             mode = "oidc"
         else:
-            uses = ("AZURE_CLIENT_ID",) if client else ()
-            return CredentialChoice("managed-identity-or-azure-cli", tenant_id, client, uses, env)
+            mi: tuple[str, ...] = ("AZURE_CLIENT_ID",) if client else ()
+            return CredentialChoice("managed-identity-or-azure-cli", tenant_id, client, mi, env)
     if mode == "secret":
         _missing(mode, ["AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"], env, tenant_id)
         return choice("secret", ("AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET"))
     if mode == "certificate":
         _missing(mode, ["AZURE_CLIENT_ID", "AZURE_CLIENT_CERTIFICATE_PATH"], env, tenant_id)
-        uses = ("AZURE_CLIENT_ID", "AZURE_CLIENT_CERTIFICATE_PATH")
+        cert: tuple[str, ...] = ("AZURE_CLIENT_ID", "AZURE_CLIENT_CERTIFICATE_PATH")
         if env.get("AZURE_CLIENT_CERTIFICATE_PASSWORD"):
-            uses += ("AZURE_CLIENT_CERTIFICATE_PASSWORD",)
-        return choice("certificate", uses)
+            cert += ("AZURE_CLIENT_CERTIFICATE_PASSWORD",)
+        return choice("certificate", cert)
     if mode == "oidc":
         if env.get("AZURE_FEDERATED_TOKEN_FILE"):
             _missing(mode, ["AZURE_CLIENT_ID", "AZURE_FEDERATED_TOKEN_FILE"], env, tenant_id)

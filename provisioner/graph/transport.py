@@ -40,6 +40,7 @@ class Answer:
     status: int
     headers: httpx.Headers
     content: bytes
+    url: str
 
     @property
     def request_id(self) -> str | None:
@@ -105,7 +106,7 @@ class Transport:
         started = time.monotonic()
         self.round_trips += 1
         try:
-            resp: httpx.Response = await self.adapter.send_primitive_async(ri, "bytes", None)
+            resp: httpx.Response | None = await self.adapter.send_primitive_async(ri, "bytes", None)
         except ProvisionerError:
             raise
         except httpx.TransportError:
@@ -115,10 +116,12 @@ class Transport:
             if self.choice is not None and _is_auth_failure(exc):
                 raise auth_error_from(exc, self.choice) from None
             raise
-        answer = Answer(resp.status_code, resp.headers, resp.content)
+        if resp is None:  # the native response handler always hands back the response; be explicit anyway
+            raise GraphError("Graph gave no response", method=method, url=url)
+        answer = Answer(resp.status_code, resp.headers, resp.content, str(resp.request.url))
         ms = (time.monotonic() - started) * 1000
         rid = f" request-id {answer.request_id}" if answer.request_id else ""
-        self.log(f"{method} {failures.display_url(url)} -> {answer.status} in {ms:.0f} ms{rid}")
+        self.log(f"{method} {failures.display_url(answer.url)} -> {answer.status} in {ms:.0f} ms{rid}")
         return answer
 
     async def send(

@@ -1,0 +1,98 @@
+"""Over loopback HTTP: `provision emulator serve` in a subprocess with faults, read and written through
+connect(graph_url=...) with no credential; connect()'s argument checks; and the import boundary."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+from graph_helpers import served_emulator
+
+from provisioner.emulator.demo import synthetic_state
+from provisioner.emulator.state import TenantState
+from provisioner.errors import AuthError, GraphError
+from provisioner.graph import connect, is_loopback
+from provisioner.graph.connection import open_app
+from provisioner.graph.retry import RetryPolicy
+from provisioner.model.observed import Sku
+from provisioner.model.plan import Action
+
+
+def voice(skus: tuple[Sku, ...]) -> list[str]:
+    return [s.sku_id for s in skus if s.part_number.startswith("MCO")]
+
+
+@pytest.mark.slow
+def test_served_emulator_with_faults_reads_and_writes(tmp_path: Path) -> None:
+    path = tmp_path / "t.json"
+    state = TenantState.from_dict(synthetic_state(1500, 4))
+    state.save(path)
+    named = [u.upn for u in state.users[::50]]
+    with open_app(
+        __import__("provisioner.emulator.routes", fromlist=["x"]).create_app(TenantState.load(path))
+    ) as c:
+        want = c.read(named, voice)
+    targets = [u for u in state.users if u.usage_location][:30]
+    actions = [
+        Action(f"a{i}", "setUsageLocation", u.id, u.upn, u.usage_location, "JP")
+        for i, u in enumerate(targets)
+    ]
+    policy = RetryPolicy(budget_s=60)
+    args = (
+        "--throttle-rate",
+        "0.1",
+        "--error-rate",
+        "0.05",
+        "--seed",
+        "5",
+    )  # Retry-After is 1 s: keep it short
+    with served_emulator(path, *args) as url, connect(None, graph_url=url, policy=policy) as conn:
+        assert url.startswith("http://127.0.0.1:") and url.endswith("/v1.0")
+        got = conn.read(named, voice)
+        out = conn.execute(actions, parallelism=2)
+        after = conn.read_users_by_id([u.id for u in targets])
+        stats = httpx.get(url.removesuffix("/v1.0") + "/_emulator/stats", timeout=10).json()
+    assert stats["throttled"] > 0 and stats["errors"] > 0  # the faults really happened, over the wire
+    assert got == want
+    assert [o.status for o in out] == ["succeeded"] * len(actions)
+    assert {u.usage_location for u in after.values()} == {"JP"} and len(after) == len(targets)
+
+
+@pytest.mark.parametrize(
+    ("url", "loop"),
+    [
+        ("http://127.0.0.1:8765/v1.0", True),
+        ("http://127.9.9.9/v1.0", True),
+        ("http://localhost:1/v1.0", True),
+        ("http://[::1]:8765/v1.0", True),
+        ("https://graph.microsoft.com/v1.0", False),
+        ("http://10.0.0.1/v1.0", False),
+        ("http://localhost.evil.example/v1.0", False),
+    ],
+)
+def test_loopback_detection(url: str, loop: bool) -> None:
+    assert is_loopback(url) is loop
+
+
+def test_connect_refuses_bad_urls_and_missing_tenant() -> None:
+    with pytest.raises(GraphError, match="is not an http"):
+        connect("contoso.com", graph_url="ftp://graph.example/v1.0")
+    with pytest.raises(GraphError, match="must use https"):
+        connect("contoso.com", graph_url="http://graph.example/v1.0")
+    with pytest.raises(AuthError, match="no tenant given: pass --tenant"):
+        connect(None, env={})
+    with pytest.raises(AuthError, match="--auth secret needs AZURE_CLIENT_ID, AZURE_CLIENT_SECRET"):
+        connect("contoso.com", auth="secret", env={})
+
+
+def test_planning_and_models_do_not_import_the_graph_stack() -> None:
+    code = (
+        "import sys, provisioner.planner, provisioner.model, provisioner.graph, provisioner.cli;"
+        "print(sorted({m.split('.')[0] for m in sys.modules"
+        " if m.split('.')[0] in ('msgraph', 'msgraph_core', 'kiota_abstractions', 'azure', 'httpx', 'aiohttp')}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "[]"
