@@ -41,14 +41,23 @@ DEFAULT_FIELDS: dict[str, str] = {
 USER_FIELDS: dict[str, str] = {"upn": STR, **DEFAULT_FIELDS}
 
 
-@dataclass
+@dataclass(slots=True)
 class UserEntry:
-    """One `users:` item as written: explicit keys only (a key set to null is present, with None)."""
+    """One `users:` item as written: explicit keys only (a key set to null is present, with None).
+
+    `fields` holds the valid keys (upn included; invalid ones were reported and left out); `lines` maps
+    each key to its (key line, value line).
+    """
 
     upn: str
     line: int
     fields: dict[str, Any]
-    lines: dict[str, int]
+    lines: dict[Any, tuple[int, int]]
+
+    def line_of(self, key: str) -> int:
+        """The value line of `key`, else the entry's own line (for a field taken from defaults)."""
+        kv = self.lines.get(key)
+        return kv[1] if kv else self.line
 
 
 @dataclass
@@ -184,29 +193,35 @@ def _section(
 def _users(users: list[Any], item_lines: list[int], marks: Marks, add: Callable[[Problem], None]) -> list[UserEntry]:
     out: list[UserEntry] = []
     maps = marks.maps
+    spec = USER_FIELDS
     for i, item in enumerate(users):
         line = item_lines[i] if i < len(item_lines) else 0
-        if not isinstance(item, dict):
+        if type(item) is not dict:
             add((line, f"each entry of users must be a mapping with upn:, not {_describe(item)}", "write '- upn: name@domain'"))
             continue
-        key_lines = maps[id(item)][1] if id(item) in maps else {}
-        fields: dict[str, Any] = {}
-        lines: dict[str, int] = {}
+        entry = maps.get(id(item))
+        key_lines: dict[Any, tuple[int, int]] = entry[1] if entry else {}
+        fields: dict[str, Any] = item
         for key, value in item.items():
-            kv = key_lines.get(key)
-            if key not in USER_FIELDS:
-                msg, hint = _unknown_key(key, USER_FIELDS, "a user entry")
-                add((kv[0] if kv else line, msg, hint))
-                continue
-            vline = kv[1] if kv else line
-            if value is not None or key == "upn":
-                bad = _value_problem(key, USER_FIELDS[key], value) if value is not None else ("upn must not be null", None)
-                if bad:
-                    add((vline, *bad))
+            kind = spec.get(key)
+            # The common case first, inline: a valid value (this loop runs 300,000 times for 100k users).
+            if kind is STR:
+                if (type(value) is str and value.strip()) or (value is None and key != "upn"):
                     continue
-            fields[key] = value
-            lines[key] = vline
-        upn = fields.pop("upn", None)
+            elif kind is BOOL and (value is None or type(value) is bool):
+                continue
+            if fields is item:
+                fields = dict(item)  # keep the parsed value intact; drop bad fields from a copy
+            del fields[key]
+            kv = key_lines.get(key, (line, line))
+            if kind is None:
+                msg, hint = _unknown_key(key, spec, "a user entry")
+                add((kv[0], msg, hint))
+            elif value is None:
+                add((kv[1], "upn must not be null", "write 'upn: name@domain'"))
+            else:
+                add((kv[1], *(_value_problem(key, kind, value) or ("invalid value", None))))
+        upn = fields.get("upn")
         if upn is None:
             if "upn" not in item:
                 add((line, "a user entry without upn", "add 'upn: name@domain' to this entry"))
@@ -214,7 +229,8 @@ def _users(users: list[Any], item_lines: list[int], marks: Marks, add: Callable[
         upn = upn.strip()
         local, at, domain = upn.partition("@")
         if not at or not local or not domain or "@" in domain or " " in upn:
-            add((lines["upn"], f"upn '{upn}' is not a user principal name", "write it as name@domain, e.g. alice@contoso.com"))
+            add((key_lines.get("upn", (line, line))[1], f"upn '{upn}' is not a user principal name",
+                 "write it as name@domain, e.g. alice@contoso.com"))
         # An entry with bad fields is kept (without them) so duplicates and the other fields are still checked.
-        out.append(UserEntry(upn=upn, line=line, fields=fields, lines=lines))
+        out.append(UserEntry(upn, line, fields, key_lines))
     return out
