@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 import orjson
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -288,6 +289,9 @@ class Emulator:
             if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not r["id"] \
                     or not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str):
                 raise bad("Invalid batch payload format: each request needs id, method and url.", "BadRequest")
+            if not isinstance(r.get("headers", {}), dict):
+                raise bad(f"Invalid batch payload format: headers of request '{r['id']}' must be an object.",
+                          "BadRequest")
             if r["id"] in ids:
                 raise bad(f"Batch request id '{r['id']}' is not unique.", "BadRequest")
             deps = r.get("dependsOn", [])
@@ -353,6 +357,21 @@ def _split_url(url: str) -> tuple[str | None, dict[str, str]]:
     return unquote(path), dict(parse_qsl(parts.query, keep_blank_values=True))
 
 
+class _AnyPath(Convertor[str]):
+    """Like starlette's `path`, but also matching a decoded CR/LF, so such a path gets a Graph error body."""
+
+    regex = r"[\s\S]*"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("graphpath", _AnyPath())
+
+
 def create_app(state: TenantState, *, faults: FaultConfig | None = None,
                on_write: Callable[[], None] | None = None) -> Starlette:
     """The ASGI app for `state` (CONTRACT §4). `on_write()` runs after every successful mutation."""
@@ -412,8 +431,8 @@ def create_app(state: TenantState, *, faults: FaultConfig | None = None,
         Route("/v1.0/_emulator/stats", stats, methods=["GET"]),
         Route("/_emulator/stats/reset", stats_reset, methods=["POST"]),
         Route("/v1.0/_emulator/stats/reset", stats_reset, methods=["POST"]),
-        Route("/v1.0/{path:path}", graph, methods=methods),
-        Route("/{path:path}", not_graph, methods=methods),
+        Route("/v1.0/{path:graphpath}", graph, methods=methods),
+        Route("/{path:graphpath}", not_graph, methods=methods),
     ])
     app.state.emulator = emu
     return app

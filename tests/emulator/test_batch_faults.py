@@ -151,3 +151,18 @@ def test_latency_is_added_to_each_top_level_request_but_not_to_stats() -> None:
     start = time.monotonic()
     assert client.get("/_emulator/stats").status_code == 200
     assert time.monotonic() - start < 0.12
+
+
+def test_batch_sub_request_headers_must_be_an_object(client: Client) -> None:
+    for headers in (True, "x", [1, 2], 5):
+        r = client.post("/v1.0/$batch", json={"requests": [{"id": "1", "method": "GET", "url": "/organization",
+                                                            "headers": headers}]})
+        assert error_of(r) == (400, "BadRequest",
+                               "Invalid batch payload format: headers of request '1' must be an object.")
+
+
+def test_control_characters_in_the_path_get_a_graph_error(client: Client) -> None:
+    for path in ("/v1.0/users/a%0Ab", "/v1.0/%0A0", "/v1.0/users/%0D%0A/assignLicense"):
+        r = client.get(path)
+        assert 400 <= r.status_code < 500 and r.json()["error"]["innerError"]["request-id"], path
+    assert error_of(client.get("/v1.0/users/a%0Ab"))[:2] == (404, "Request_ResourceNotFound")
