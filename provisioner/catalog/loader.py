@@ -47,6 +47,7 @@ _OFFER_KEYS = (
 _OVERRIDE_ONLY_KEYS = ("addCountries", "removeCountries", "remove")
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _ANY = "*"
+_HINT = "Fix the catalog file; see docs/manifest.md, 'The catalog and overrides'."
 
 
 def load_catalog(override: str | os.PathLike[str] | None = None) -> Catalog:
@@ -82,7 +83,7 @@ class _File:
         try:
             self.raw, self.marks = safeyaml.load(path)
         except safeyaml.YamlProblem as exc:
-            raise CatalogError(self._fmt(exc.line, exc.message, exc.hint)) from None
+            raise CatalogError(self._fmt(exc.line, exc.message, exc.hint), hint=_HINT) from None
         if self.raw is None:
             self.raw = {}
 
@@ -137,7 +138,7 @@ class _File:
 
     def _raise(self) -> None:
         if self.problems:
-            raise CatalogError("\n".join(self.problems), hint="Fix the catalog file; see docs/manifest.md, 'Catalog overrides'.")
+            raise CatalogError("\n".join(self.problems), hint=_HINT)
 
     def _keys(self, mapping: dict[Any, Any], allowed: tuple[str, ...], what: str) -> None:
         for key in mapping:
@@ -304,7 +305,15 @@ def _build(doc: dict[str, Any]) -> Catalog:
             for pn in entry.get("partNumbers", []):
                 owner = part_owner.get(pn.upper())
                 if owner and owner[0] != plan_id:
-                    problems.append(f"{where}: part number {pn} is already a '{owner[0]}' SKU ({owner[1]}) — a SKU provides one plan")
+                    if where.startswith(f"{BUILTIN_PATH}:") and not owner[1].startswith(f"{BUILTIN_PATH}:"):
+                        # Blame the override, which the user can edit, not the built-in file.
+                        problems.append(
+                            f"{owner[1]}: part number {pn} is already a '{plan_id}' SKU ({where}) — a SKU provides one plan"
+                        )
+                    else:
+                        problems.append(
+                            f"{where}: part number {pn} is already a '{owner[0]}' SKU ({owner[1]}) — a SKU provides one plan"
+                        )
                 part_owner[pn.upper()] = (plan_id, where)
             for sp in entry.get("servicePlanNames", []):
                 owner = plan_owner.get(sp.upper())
@@ -328,7 +337,7 @@ def _build(doc: dict[str, Any]) -> Catalog:
         if built:
             offers[plan_id] = tuple(built)
     if problems:
-        raise CatalogError("\n".join(problems), hint="Fix the catalog override; see docs/manifest.md, 'Catalog overrides'.")
+        raise CatalogError("\n".join(problems), hint=_HINT)
     return Catalog(
         offers=MappingProxyType(offers),
         phone_system_plan_prefix=doc["phoneSystemPlanPrefix"],

@@ -68,7 +68,7 @@ def test_payg_resolves_by_zone_following_the_2024_list(country: str, zone: str |
 
 def test_minutes_and_pooling() -> None:
     domestic = CAT.offer_for("domestic", "US")
-    assert domestic is not None and domestic.part_numbers == ("MCOPSTN1",) and domestic.pooled
+    assert domestic is not None and domestic.part_numbers == ("MCOPSTN1", "MCOPSTN_1_GOV") and domestic.pooled
     assert domestic.minutes_for("US") == 3000 and domestic.minutes_for("gb") == 1200
     assert domestic.minutes_for("CH") is None  # unknown (stale pages), not guessed
     assert domestic.minutes_for("JP") is None
@@ -113,7 +113,7 @@ def test_override_can_remove_an_offer(tmp_path: Path) -> None:
         ("plans:\n  payg:\n    - zone: zone2\n      countrys: [HR]\n", ":4: unknown key 'countrys' in plans.payg offer — did you mean 'countries'?"),
         ("plans:\n  payg:\n    - zone: zone2\n      addCountries: [UK]\n", ":4: 'UK' is not an ISO 3166 alpha-2 country code — did you mean 'GB'?"),
         ("plans:\n  payg:\n    - zone: zone1\n      addCountries: [DE]\n", "DE is in two offers of plan 'payg'"),
-        ("plans:\n  domestic:\n    - zone: null\n      partNumbers: [MCOPSTN2]\n", "part number MCOPSTN2 is already a 'domestic' SKU"),  # names both places
+        ("plans:\n  domestic:\n    - zone: null\n      partNumbers: [MCOPSTN2]\n", ":3: part number MCOPSTN2 is already a 'international' SKU"),
         ("knownSkuIds:\n  X: [not-a-guid]\n", ":2: knownSkuIds.X must be a list of GUIDs"),
         ("a: [\n", ":2: YAML syntax error"),
     ],
@@ -123,10 +123,26 @@ def test_bad_override_names_file_line_and_fix(tmp_path: Path, body: str, message
     f.write_text(body)
     with pytest.raises(CatalogError) as info:
         load_catalog(f)
-    assert message in str(info.value)
-    assert str(f) in str(info.value)
+    text = str(info.value)
+    # A message starting with ":LINE:" must be pinned to the override file itself.
+    assert (f"{f}{message}" if message.startswith(":") else message) in text
+    assert str(f) in text
+    assert text.endswith("\nFix the catalog file; see docs/manifest.md, 'The catalog and overrides'.")
 
 
 def test_missing_override_file(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read the file"):
         load_catalog(tmp_path / "nope.yaml")
+
+
+def test_partner_and_government_calling_plans_are_managed() -> None:
+    assert CAT.classify_sku("MCOPSTNEAU2", ["MCOPSTNEAU"]) == ("callingPlan", "domestic")
+    assert CAT.offer_for("domestic", "AU").part_numbers == ("MCOPSTNEAU2",)  # type: ignore[union-attr]
+    assert CAT.classify_sku("MCOPSTN_1_GOV", ["MCOPSTN1_GOV", "EXCHANGE_S_FOUNDATION_GOV"]) == ("callingPlan", "domestic")
+    assert CAT.offer_for("domestic", "JP") is None  # Softbank: no part number published
+
+
+def test_every_known_sku_id_belongs_to_a_managed_part_number() -> None:
+    managed = {p.upper() for p in CAT.all_calling_plan_part_numbers()}
+    managed |= {p.upper() for p in (*CAT.phone_system_addons, *CAT.communications_credits)}
+    assert {p.upper() for p in CAT.known_sku_ids} <= managed
