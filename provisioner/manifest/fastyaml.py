@@ -25,7 +25,7 @@ _BOOL = "tag:yaml.org,2002:bool"
 _INT = "tag:yaml.org,2002:int"
 
 # Characters libyaml rejects or treats specially anywhere in a line; their presence sends the file to libyaml.
-_UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_UNUSUAL = re.compile("[^\n\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
 # `key: rest`, `key:` — a simple key (no quotes, no spaces) then a colon ending the line or followed by a space.
 _KEY = re.compile(r"([A-Za-z_][A-Za-z0-9_-]*):(?: +|$)")
 # A whole line: blank or comment (all groups empty), or indent, optional "- ", key, colon, rest of the line.

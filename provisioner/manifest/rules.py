@@ -25,7 +25,9 @@ def plan_problem(name: str, plan: str, catalog: Catalog) -> tuple[str, str] | No
     """A callingPlan value that names no plan id and no Calling Plan SKU the catalog knows."""
     if plan in CALLING_PLAN_IDS:
         return None
-    if plan[:4].lower() == SKU_PREFIX:
+    if plan[:4] != SKU_PREFIX and plan[:4].lower() == SKU_PREFIX:
+        return f"unknown {name} '{plan}'", f"write the prefix in lower case: '{SKU_PREFIX}{plan[4:]}'"
+    if plan.startswith(SKU_PREFIX):
         part = plan[4:].strip()
         known = catalog.all_calling_plan_part_numbers()
         if part.upper() in known:
@@ -50,7 +52,7 @@ def plan_id_of(plan: str, catalog: Catalog) -> str | None:
     """The catalog plan id a valid callingPlan value stands for (None for `none`)."""
     if plan == "none":
         return None
-    if plan[:4].lower() == SKU_PREFIX:
+    if plan.startswith(SKU_PREFIX):
         found = catalog.classify_sku(plan[4:].strip(), ())
         return found[1] if found and found[0] == "callingPlan" else None
     return plan
@@ -62,7 +64,7 @@ def availability_problem(plan: str, country: str, catalog: Catalog) -> tuple[str
     if plan_id is None:
         return None
     offer = catalog.offer_for(plan_id, country)
-    if plan[:4].lower() == SKU_PREFIX:
+    if plan.startswith(SKU_PREFIX):
         part = plan[4:].strip().upper()
         where = sorted(c for o in catalog.offers.get(plan_id, ()) if part in {p.upper() for p in o.part_numbers} for c in o.countries)
         if offer is not None and part in {p.upper() for p in offer.part_numbers}:

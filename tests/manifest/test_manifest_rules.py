@@ -343,3 +343,8 @@ def test_a_systematic_mistake_in_a_big_file_is_capped(tmp_path: Path) -> None:
     found = problems(f)
     assert len(found) == 101
     assert found[0] == f"{f}: 50 more problems in this file are not listed — the first 100 are"
+
+
+def test_sku_prefix_is_lower_case_as_in_the_schema(tmp_path: Path) -> None:
+    f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n    callingPlan: SKU:MCOPSTN1\n")
+    assert only_problem(f) == f"{f}:5: unknown callingPlan 'SKU:MCOPSTN1' — write the prefix in lower case: 'sku:MCOPSTN1'"

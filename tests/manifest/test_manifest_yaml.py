@@ -173,3 +173,29 @@ def test_fast_reader_agrees_with_libyaml(text: str) -> None:
         assert slow == ("ok", value), text
     # Whatever path is taken, the public reader gives what libyaml gives.
     assert _read(text, fast=True) == slow, text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: x\u2028y\n",  # a YAML line break inside what looks like one line
+        "a: x\x85y\n",
+        "a:\tx\n",
+        "a: x\ufeffy\n",
+        "a: x\ry\n",
+        "a: 'x' y\n",
+        "a: 'x'#c\n",
+        "a: x #c\n  b: y\n",
+        "- a\n- b: c\n  d: e\n",
+        "a:\n- b\n- c\nd: e\n",
+        "key:value\n",
+        "null: x\n",
+        "a: 0x1F\nb: 1_000\nc: 0o17\nd: 012\n",
+        "a: 2001-12-14\n",
+        "a: !!str 5\n",
+        "...\n",
+        "%YAML 1.2\n---\na: 1\n",
+    ],
+)
+def test_odd_inputs_read_the_same_fast_and_slow(text: str) -> None:
+    assert _read(text, fast=True) == _read(text, fast=False)
