@@ -335,18 +335,35 @@ class TenantState:
         k = key.lower()
         return self.user_by_id.get(k) or self.user_by_upn.get(k)
 
+    def _tight(self, sku: str) -> bool:
+        """Whether some group member of `sku` lacks a seat (only then can seats move between members)."""
+        return self._group_only.get(sku, 0) > self._free_for_groups(sku)
+
+    def _group_holders(self, sku: str) -> dict[str, bool]:
+        """For every group candidate of `sku`: does it hold `sku` now? One pass (group_active per user is O(n))."""
+        room = self._free_for_groups(sku)
+        out: dict[str, bool] = {}
+        rank = 0
+        for uid in self.candidates.get(sku, ()):
+            member = self.user_by_id[uid.lower()]
+            if sku in member.licenses:
+                out[uid] = True
+            else:
+                out[uid] = rank < room
+                rank += 1
+        return out
+
     def set_direct_licenses(self, user: User, new: dict[str, list[str]]) -> set[str]:
         """Replace `user`'s direct licenses; return the ids of every user whose rendering may have changed.
 
-        Seats move, so a group member of a changed SKU can switch between Active and CountViolation: those
-        members are re-indexed too (only SKUs some group assigns have any).
+        Seats move, so when a changed SKU is short of seats for its group members (before or after), members
+        can switch between Active and CountViolation: those are re-indexed too. Otherwise only `user` changes
+        (the common case, kept O(1) in the tenant size).
         """
         stamp = _now()
         changed = set(user.licenses) ^ set(new)
-        affected = {user.id}
-        for sku in changed:
-            affected.update(self.candidates.get(sku, ()))
-        before = {uid: set(self.effective(self.user_by_id[uid.lower()])) for uid in affected}
+        tight = {sku for sku in changed if sku in self.candidates and self._tight(sku)}
+        before = set(self.effective(user))
         for sku in set(user.licenses) - set(new):
             self._count(user.id, sku, -1)
         for sku, dis in new.items():
@@ -356,12 +373,22 @@ class TenantState:
                 self._stamps[(user.id, sku, None)] = stamp
         user.licenses = {k: list(v) for k, v in new.items()}
         self.version += 1
-        for uid, old in before.items():
-            now = set(self.effective(self.user_by_id[uid.lower()]))
-            for sku in old - now:
-                self.holders.get(sku, set()).discard(uid)
-            for sku in now - old:
-                self.holders.setdefault(sku, set()).add(uid)
+        now = set(self.effective(user))
+        for sku in before - now:
+            self.holders.get(sku, set()).discard(user.id)
+        for sku in now - before:
+            self.holders.setdefault(sku, set()).add(user.id)
+        affected = {user.id}
+        tight |= {sku for sku in changed if sku in self.candidates and self._tight(sku)}
+        for sku in tight:
+            index = self.holders.setdefault(sku, set())
+            for uid, holds in self._group_holders(sku).items():
+                if holds != (uid in index):
+                    affected.add(uid)
+                    if holds:
+                        index.add(uid)
+                    else:
+                        index.discard(uid)
         return affected
 
     def set_user_fields(self, user: User, fields: dict[str, Any]) -> None:
