@@ -23,7 +23,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from provisioner.manifest import fastyaml
 
-MAX_FILE_BYTES = 50 * 1024 * 1024  # refuse larger files before reading them
+MAX_FILE_BYTES = 32 * 1024 * 1024  # refuse larger files before reading them
+# Refuse, before parsing, a document with more lines and flow items than this (lines + ',' + '[' + '{'):
+# each becomes at least one object in memory. A 100,000-user manifest has about 400,000.
+MAX_ITEMS = 2_000_000
 MAX_DEPTH = 50  # nesting levels of mappings/sequences
 MAX_EXPANDED_NODES_FACTOR = 4  # alias expansion may add at most this multiple of the file's own nodes...
 MAX_EXPANDED_NODES_FLOOR = 100_000  # ...or this many nodes, whichever is larger
@@ -249,6 +252,14 @@ def load(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[Any, Marks]:
 
 def loads(text: str, *, fast: bool = True) -> tuple[Any, Marks]:
     """Parse one document: the fast subset reader when it can (see `fastyaml`), else libyaml."""
+    # Cheap upper bound on what parsing would allocate, counted in C before any parsing starts.
+    items = text.count("\n") + text.count(",") + text.count("[") + text.count("{")
+    if items > MAX_ITEMS:
+        raise YamlProblem(
+            0,
+            f"the file has {items:,} lines and list items, over the {MAX_ITEMS:,} limit",
+            "split the users across several files (e.g. one per country)",
+        )
     marks = Marks()
     if fast:
         ok, value = fastyaml.try_load(text, marks, _RESOLVER.resolve, MAX_DEPTH)

@@ -199,3 +199,12 @@ def test_fast_reader_agrees_with_libyaml(text: str) -> None:
 )
 def test_odd_inputs_read_the_same_fast_and_slow(text: str) -> None:
     assert _read(text, fast=True) == _read(text, fast=False)
+
+
+def test_a_file_with_millions_of_items_is_refused_before_parsing() -> None:
+    text = "a: [" + "x," * (safeyaml.MAX_ITEMS + 1) + "]\n"
+    start = time.perf_counter()
+    problem = _refused(text)
+    assert time.perf_counter() - start < 1
+    assert problem.message == f"the file has {safeyaml.MAX_ITEMS + 3:,} lines and list items, over the {safeyaml.MAX_ITEMS:,} limit"
+    assert problem.hint == "split the users across several files (e.g. one per country)"
