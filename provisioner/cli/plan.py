@@ -41,6 +41,7 @@ def _plan(
 ) -> int:
     from provisioner.catalog import load_catalog
     from provisioner.manifest import load_desired
+    from provisioner.planner import managed_sku_ids
     from provisioner.planner import plan as make_plan
     from provisioner.render import render, render_json
 
@@ -65,26 +66,13 @@ def _plan(
         file=sys.stderr,
     )
 
-    extra = {
-        u.calling_plan[4:].upper()
-        for u in desired.users
-        if u.calling_plan and u.calling_plan.startswith("sku:")
-    }
-
-    def managed(skus: Any) -> list[str]:
-        """Managed SKU ids: the catalog's classes, plus SKUs named by `callingPlan: sku:<part>`."""
-        out_ids = []
-        for s in skus:
-            names = [p.name for p in s.service_plans]
-            if cat.classify_sku(s.part_number, names) is not None or s.part_number.upper() in extra:
-                out_ids.append(s.sku_id)
-        return sorted(out_ids)
-
     from provisioner.graph import connect  # lazy: only commands that talk to a tenant load the Graph stack
 
     with connect(tenant, graph_url=graph_url, auth=auth, debug=debug) as conn:
         observed = conn.read(
-            [u.upn for u in desired.users], managed_sku_ids=managed, include_all_managed=True
+            [u.upn for u in desired.users],
+            managed_sku_ids=lambda skus: managed_sku_ids(skus, cat, desired),
+            include_all_managed=True,
         )
         groups = _group_names(conn, observed)
     print(

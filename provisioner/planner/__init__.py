@@ -10,11 +10,11 @@ inputs always give the same plan, byte for byte.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from provisioner.model.desired import Desired
-from provisioner.model.observed import Observed
+from provisioner.model.observed import Observed, Sku
 from provisioner.model.plan import Action, Diagnostic, LicenseRef, Plan
 from provisioner.planner import messages as msg
 from provisioner.planner import report
@@ -25,7 +25,7 @@ from provisioner.planner.tenant import CALLING_PLAN, TenantView
 if TYPE_CHECKING:
     from provisioner.catalog import Catalog
 
-__all__ = ["plan"]
+__all__ = ["managed_sku_ids", "plan"]
 
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
@@ -86,7 +86,7 @@ def plan(
 
     sched = schedule(targets, view, observed)
     for t in sched.blocked:
-        t.blocked = "blocked: not enough seats (see insufficient-seats)"
+        t.blocked = "blocked: not enough seats (insufficient-seats)"
     actions = _actions(sched.steps, view)
     diags += _seat_diagnostics(view, sched)
     diags += _subscription_diagnostics(view, sched, resolver.inactive)
@@ -116,6 +116,29 @@ def plan(
         max_removals=desired.policy.max_removals,
         user_preconditions=report.user_preconditions(targets),
         seat_preconditions=report.seat_preconditions(view, sched),
+    )
+
+
+def managed_sku_ids(skus: Iterable[Sku], catalog: Catalog, desired: Desired | None = None) -> list[str]:
+    """The ids of the SKUs this tool manages, sorted: what the Graph reader reads every holder of.
+
+    The catalog's classes (Phone System add-ons, Calling Plans, Communications Credits), plus SKUs the
+    manifests name with `callingPlan: sku:<skuPartNumber>` (a Calling Plan the catalog does not know).
+    """
+    extra = _sku_refs(desired) if desired is not None else frozenset()
+    out = []
+    for s in skus:
+        names = [p.name for p in s.service_plans]
+        if catalog.classify_sku(s.part_number, names) is not None or s.part_number.upper() in extra:
+            out.append(s.sku_id)
+    return sorted(out)
+
+
+def _sku_refs(desired: Desired) -> frozenset[str]:
+    return frozenset(
+        u.calling_plan[4:].upper()
+        for u in desired.users
+        if u.calling_plan and u.calling_plan.startswith("sku:")
     )
 
 
@@ -167,28 +190,30 @@ def _actions(steps: list[Step], view: TenantView) -> tuple[Action, ...]:
 
 def _seat_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
     out = []
-    for sku_id, need, free, freed, stuck in sched.problems:
+    for sku_id, need, free, freed, stuck, freers in sched.problems:
         part = view.part(sku_id)
-        who = ", ".join(_describe(st, view) for st in stuck[:10]) + (
-            f" and {len(stuck) - 10} more" if len(stuck) > 10 else ""
-        )
+        who = _listing([_describe(st, view) for st in stuck])
         head = f"not enough {part} seats: the plan needs {need}, {free} free, {freed} freed by this plan."
-        if need > free + freed:
+        if need > free + freed or not freers:
             text = (
-                f"{head} Buy {need - free - freed} more in the Microsoft 365 admin center > Billing > Purchase services, "
-                f"or assign fewer; "
-                f"not planned: {who}."
+                f"{head} Buy {max(1, need - free - freed)} more in the Microsoft 365 admin center > Billing > "
+                f"Purchase services, or assign fewer. Not planned: {who}."
             )
         else:
-            splitters = sorted({st.target.user.upn for st in stuck if st.frees})
+            givers = sorted({st.target.user.upn for st in freers})
             text = (
-                f"{head} The seats it frees are freed only by calls that themselves need a seat, so no order works: "
-                f"{who}. Split it: first plan and apply with {', '.join(splitters) or 'those users'} dropping the "
-                "license they give up (e.g. `callingPlan: none`), then apply the rest; or buy 1 more seat."
+                f"{head} Those seats are freed only by calls that themselves wait for a seat "
+                f"({_listing([_describe(st, view) for st in freers])}), so no order works for {who}. "
+                f"Split it: first plan and apply with {_listing(givers)} giving up {part} (e.g. `callingPlan: none`), "
+                f"then plan and apply again; or buy 1 more {part} seat."
             )
         upn = stuck[0].target.user.upn if len(stuck) == 1 else None
         out.append(Diagnostic("error", "insufficient-seats", text, upn, None))
     return out
+
+
+def _listing(items: list[str], limit: int = 10) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
 
 
 def _describe(st: Step, view: TenantView) -> str:
@@ -197,16 +222,16 @@ def _describe(st: Step, view: TenantView) -> str:
 
 
 def _subscription_diagnostics(
-    view: TenantView, sched: Schedule, inactive: dict[str, int]
+    view: TenantView, sched: Schedule, inactive: dict[str, list[str]]
 ) -> list[Diagnostic]:
     out = []
-    for sku_id, n in sorted(inactive.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
+    for sku_id, upns in sorted(inactive.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
         info = view.skus[sku_id]
         out.append(
             Diagnostic(
                 "error",
                 "subscription-not-active",
-                msg.subscription_not_active(info.part, info.sku.capability_status, n),
+                msg.subscription_not_active(info.part, info.sku.capability_status, _listing(sorted(upns))),
             )
         )
     for sku_id, n in sorted(sched.taken.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
@@ -256,6 +281,6 @@ def _split_pool_diagnostics(view: TenantView, pools: tuple) -> list[Diagnostic]:
     out = []
     for (country, plan_id), skus in sorted(by.items()):
         if len(skus) > 1:
-            parts = ", ".join(f"{part}: {n} users" for part, n in skus)
+            parts = ", ".join(f"{part}: {msg.plural(n, 'user')}" for part, n in skus)
             out.append(Diagnostic("warning", "split-pool", msg.split_pool(country, plan_id, parts)))
     return out

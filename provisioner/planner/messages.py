@@ -108,10 +108,10 @@ def user_not_found() -> str:
     )
 
 
-def subscription_not_active(part: str, status: str, users: int) -> str:
+def subscription_not_active(part: str, status: str, users: str) -> str:
     return (
-        f"the {part} subscription is {status}: no license can be assigned from it, so {plural(users, 'user')} "
-        "cannot get it. Renew or reactivate it in the Microsoft 365 admin center > Billing > Your products."
+        f"the {part} subscription is {status}: no license can be assigned from it, so it was not planned for "
+        f"{users}. Renew or reactivate it in the Microsoft 365 admin center > Billing > Your products."
     )
 
 

@@ -44,7 +44,8 @@ class Schedule:
     taken: dict[str, int]  # new seats taken, per SKU
     released: dict[str, int]  # seats released to the pool (not absorbed by waiting group members), per SKU
     absorbed: dict[str, int]  # seats freed that went to group members waiting in CountViolation
-    problems: list[tuple[str, int, int, int, list[Step]]]  # (sku, needed, free, freed, stuck steps)
+    # (sku, seats the plan needs, free now, freed by the plan, stuck calls needing it, stuck calls freeing it)
+    problems: list[tuple[str, int, int, int, list[Step], list[Step]]]
 
 
 def steps_for(t: Target, view: TenantView) -> list[Step]:
@@ -208,7 +209,7 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
 
 def _problems(
     plans: dict[str, list[Step]], run: _Run, initial: dict[str, int], pending: dict[str, int]
-) -> list[tuple[str, int, int, int, list[Step]]]:
+) -> list[tuple[str, int, int, int, list[Step], list[Step]]]:
     """Per SKU some stuck call needs: (sku, seats needed by the whole plan, free now, freed by the plan, stuck)."""
     stuck_steps = [plans[k][_index_of_first_unplaced(plans[k])] for k in sorted(run.stuck)]
     skus = sorted({s for st in stuck_steps for s in st.needs if s in run.short})
@@ -217,7 +218,9 @@ def _problems(
         need = sum(1 for steps in plans.values() for st in steps for s in st.needs if s == sku)
         frees = sum(1 for steps in plans.values() for st in steps for s in st.frees if s == sku)
         freed = max(0, frees - pending.get(sku, 0))
-        out.append((sku, need, initial.get(sku, 0), freed, [st for st in stuck_steps if sku in st.needs]))
+        blocked = [st for st in stuck_steps if sku in st.needs]
+        givers = [st for st in stuck_steps if sku in st.frees]
+        out.append((sku, need, initial.get(sku, 0), freed, blocked, givers))
     return out
 
 

@@ -62,8 +62,8 @@ class Resolver:
         self.view = view
         self.policy = policy
         self.diags = diagnostics
-        # SKU id -> users whose add of it was dropped because the subscription cannot assign (Suspended, ...)
-        self.inactive: dict[str, int] = {}
+        # SKU id -> UPNs whose add of it was dropped because the subscription cannot assign (Suspended, ...)
+        self.inactive: dict[str, list[str]] = {}
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -280,7 +280,7 @@ class Resolver:
                 and sku_id not in user.direct_sku_ids
             ):
                 t.add.discard(sku_id)
-                self.inactive[sku_id] = self.inactive.get(sku_id, 0) + 1
+                self.inactive.setdefault(sku_id, []).append(user.upn)
         # Never remove a license the user does not hold directly (inherited ones are reported instead).
         t.remove &= set(user.direct_sku_ids)
         t.remove -= t.add

@@ -41,6 +41,7 @@ class PlanView:
     diagnostics: list[Diagnostic]
     users: list[UserView]
     seats: list[dict[str, object]]
+    seats_changed: list[dict[str, object]]
     pools: list[dict[str, object]]
     hidden_users: int = 0
     hidden_diagnostics: int = 0
@@ -55,6 +56,10 @@ def _state(licenses: tuple[str, ...], inherited: tuple[str, ...], location: str 
 def summary_line(plan: Plan) -> str:
     s = plan.summary()
     if not plan.actions:
+        if plan.has_errors:
+            return "No changes can be planned until the errors in the diagnostics are fixed."
+        if plan.diagnostics:
+            return "No changes. Some of the manifests cannot be met as things are: see the diagnostics."
         return "No changes. The tenant matches the manifests."
     locs = s["usageLocationsSet"]
     return (
@@ -62,6 +67,7 @@ def summary_line(plan: Plan) -> str:
         f"user{'s' if s['usersChanged'] != 1 else ''}: {s['licensesAdded']} license"
         f"{'s' if s['licensesAdded'] != 1 else ''} to add, {s['licensesRemoved']} to remove, "
         f"{locs} usage location{'s' if locs != 1 else ''} to set."
+        + (" It cannot be applied until the errors in the diagnostics are fixed." if plan.has_errors else "")
     )
 
 
@@ -88,7 +94,8 @@ def user_views(plan: Plan) -> list[UserView]:
         upn = uc.upn if uc else next(a.upn for a in plan.actions if a.upn.lower() == key)
         problems = tuple(uc.problems) if uc else ()
         lines += [Line("!", p) for p in problems]
-        lines += [Line("!", f"{code} (see diagnostics)") for code in codes.get(key, [])]
+        said = " ".join(problems)
+        lines += [Line("!", f"{code} (see diagnostics)") for code in codes.get(key, []) if code not in said]
         signs = {ln.sign for ln in lines if ln.sign != "!"}
         symbol = "!" if not signs else (signs.pop() if len(signs) == 1 else "~")
         out.append(
@@ -119,6 +126,7 @@ def build(plan: Plan) -> PlanView:
         diagnostics=list(plan.diagnostics),
         users=user_views(plan),
         seats=[s.to_dict() for s in plan.seats],
+        seats_changed=[s.to_dict() for s in plan.seats if s.after != s.consumed or s.after > s.enabled],
         pools=[p.to_dict() for p in plan.pools],
     )
 

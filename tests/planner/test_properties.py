@@ -42,11 +42,19 @@ def scenarios(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]], Policy]:
             extra.append(demo.EV)  # tenants hold valid combinations (Graph refuses the others)
         elif any(p in CALLING for p in extra) and demo.E5 not in parts:
             parts = [demo.E5]
-        users.append((name, loc if (parts or extra) or draw(st.booleans()) else None, tuple(dict.fromkeys(parts + extra))))
+        users.append(
+            (
+                name,
+                loc if (parts or extra) or draw(st.booleans()) else None,
+                tuple(dict.fromkeys(parts + extra)),
+            )
+        )
     groups = {}
     if draw(st.booleans()):
         members = tuple(draw(st.lists(st.sampled_from(names), max_size=n, unique=True)))
-        licenses = tuple(draw(st.lists(st.sampled_from(sorted(tenant_skus)), min_size=1, max_size=2, unique=True)))
+        licenses = tuple(
+            draw(st.lists(st.sampled_from(sorted(tenant_skus)), min_size=1, max_size=2, unique=True))
+        )
         groups["Voice"] = (members, licenses)
     # seats: what is used directly, plus a little slack (sometimes none, so orders and shortages matter)
     used = {p: sum(1 for _, _, ps in users if p in ps) for p in tenant_skus}
@@ -81,7 +89,9 @@ def scenarios(draw: Any) -> tuple[dict[str, Any], list[dict[str, Any]], Policy]:
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
-def test_every_plan_keeps_the_invariants_and_passes_graphs_rules(case: tuple[dict[str, Any], list[dict[str, Any]], Policy]) -> None:
+def test_every_plan_keeps_the_invariants_and_passes_graphs_rules(
+    case: tuple[dict[str, Any], list[dict[str, Any]], Policy],
+) -> None:
     state, wanted, policy = case
     tenant = TenantState.from_dict(state)
     observed = observed_from_state(tenant)
@@ -92,7 +102,9 @@ def test_every_plan_keeps_the_invariants_and_passes_graphs_rules(case: tuple[dic
     for code in sorted({x.code for x in p.diagnostics}):
         event(f"diagnostic {code}")
     check_invariants(p, observed)
-    run_actions(tenant, p)  # raises GraphRuleError on any call Graph would refuse; asserts seats after each call
+    run_actions(
+        tenant, p
+    )  # raises GraphRuleError on any call Graph would refuse; asserts seats after each call
     for line in p.seats:
         assert line.after <= max(line.enabled, line.consumed), line
     if not p.has_errors:
