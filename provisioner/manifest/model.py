@@ -18,7 +18,6 @@ from provisioner.model.desired import CALLING_PLAN_IDS
 
 API_VERSION = "provisioner/v1"
 KIND = "TeamsVoiceLicensing"
-SCHEMA_ID = "https://provisioner.dev/schemas/manifest-v1.json"
 
 _CALLING_PLAN_SCHEMA: dict[str, Any] = {
     "anyOf": [
@@ -131,7 +130,8 @@ class ManifestModel(BaseModel):
 def json_schema() -> dict[str, Any]:
     """The manifest JSON Schema (draft 2020-12), deterministic."""
     schema = ManifestModel.model_json_schema(ref_template="#/$defs/{model}")
-    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID, **schema}
+    # No $id: the project publishes the schema as manifests/schema.json, not at a URL of its own.
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
     return json.loads(json.dumps(schema, sort_keys=True))
 
 
