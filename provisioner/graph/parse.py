@@ -92,8 +92,10 @@ def tenant_from_json(body: dict[str, Any]) -> TenantInfo:
 
 
 def holds_any(d: dict[str, Any], sku_ids: frozenset[str]) -> bool:
-    """Whether a raw user holds any of `sku_ids`, directly or through a group."""
-    for a in d.get("assignedLicenses") or ():
-        if _lower(a.get("skuId")) in sku_ids:
-            return True
-    return any(_lower(s.get("skuId")) in sku_ids for s in d.get("licenseAssignmentStates") or ())
+    """Whether a raw user holds any of `sku_ids` (lower-case), directly or through a group (even in error)."""
+    for key in ("assignedLicenses", "licenseAssignmentStates"):
+        for a in d.get(key) or ():
+            sku = a.get("skuId")
+            if sku and (sku in sku_ids or sku.lower() in sku_ids):
+                return True
+    return False
