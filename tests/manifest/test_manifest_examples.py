@@ -42,3 +42,12 @@ def test_examples_cover_every_kind_of_user() -> None:
     assert (users["leaver.us"].phone_system, users["leaver.us"].calling_plan) == (False, "none")
     plans = {u.calling_plan for u in users.values()}
     assert {"domestic", "domestic-120", "domestic-240", "international", "payg", "none"} <= plans
+
+
+def test_every_example_passes_the_schema_model() -> None:
+    from provisioner.manifest.model import ManifestModel
+    from provisioner.manifest.safeyaml import load
+
+    for f in sorted(MANIFESTS.glob("*.yaml")):
+        raw, _ = load(f)
+        ManifestModel.model_validate(raw)  # raises on any schema violation
