@@ -105,6 +105,9 @@ class TenantState:
     groups: list[Group]
     version: int = 0  # bumped by every mutation; caches and "dirty" checks key on it
     _stamps: dict[tuple[str, str, str | None], str] = field(default_factory=dict, repr=False)
+    # each user's state-file line, serialized once and dropped when the user changes: saving a big tenant
+    # again after a few writes re-serializes only those users
+    _rows: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.sku_by_id = {s.sku_id: s for s in self.skus}
@@ -211,29 +214,50 @@ class TenantState:
             raise StateError("users: ids and userPrincipalNames must be unique")
         return state
 
-    def to_dict(self) -> dict[str, Any]:
-        def lic(m: dict[str, list[str]]) -> list[dict[str, Any]]:
-            return [{"skuId": k, "disabledPlans": list(v)} for k, v in m.items()]
+    def _sku_dict(self, s: Sku) -> dict[str, Any]:
+        return {"skuId": s.sku_id, "skuPartNumber": s.part, "capabilityStatus": s.status, "appliesTo": s.applies_to,
+                "prepaidUnits": dict(s.prepaid), "servicePlans": [dict(p) for p in s.plans]}
 
+    @staticmethod
+    def _user_dict(u: User) -> dict[str, Any]:
+        return {"id": u.id, "userPrincipalName": u.upn, "displayName": u.display_name,
+                "accountEnabled": u.account_enabled, "usageLocation": u.usage_location,
+                "assignedLicenses": _lic_list(u.licenses)}
+
+    @staticmethod
+    def _group_dict(g: Group) -> dict[str, Any]:
+        return {"id": g.id, "displayName": g.display_name, "members": list(g.members),
+                "assignedLicenses": _lic_list(g.licenses)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The state-file content (CONTRACT §4) as fresh dicts; consumedUnits is derived, never stored."""
         return {
             "tenant": self.tenant,
-            "subscribedSkus": [
-                {"skuId": s.sku_id, "skuPartNumber": s.part, "capabilityStatus": s.status, "appliesTo": s.applies_to,
-                 "prepaidUnits": dict(s.prepaid), "servicePlans": [dict(p) for p in s.plans]}
-                for s in self.skus
-            ],
-            "users": [
-                {"id": u.id, "userPrincipalName": u.upn, "displayName": u.display_name,
-                 "accountEnabled": u.account_enabled, "usageLocation": u.usage_location,
-                 "assignedLicenses": lic(u.licenses)}
-                for u in self.users
-            ],
-            "groups": [
-                {"id": g.id, "displayName": g.display_name, "members": list(g.members),
-                 "assignedLicenses": lic(g.licenses)}
-                for g in self.groups
-            ],
+            "subscribedSkus": [self._sku_dict(s) for s in self.skus],
+            "users": [self._user_dict(u) for u in self.users],
+            "groups": [self._group_dict(g) for g in self.groups],
         }
+
+    def to_json(self) -> bytes:
+        """The state file's bytes: one user per line (diff-friendly), users re-serialized only when changed."""
+        rows = self._rows
+        users = []
+        for u in self.users:
+            row = rows.get(u.id)
+            if row is None:
+                row = rows[u.id] = orjson.dumps(self._user_dict(u))
+            users.append(row)
+
+        def block(items: list[bytes]) -> bytes:
+            return b"[\n" + b",\n".join(items) + b"\n]" if items else b"[]"
+
+        return b"".join([
+            b'{\n"tenant": ', orjson.dumps(self.tenant),
+            b',\n"subscribedSkus": ', block([orjson.dumps(self._sku_dict(s)) for s in self.skus]),
+            b',\n"users": ', block(users),
+            b',\n"groups": ', block([orjson.dumps(self._group_dict(g)) for g in self.groups]),
+            b"\n}\n",
+        ])
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> TenantState:
@@ -253,7 +277,8 @@ class TenantState:
             raise StateError(f"{p}: {exc.message}", hint=hint) from exc
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        write_json_atomic(path, self.to_dict())
+        """Write the state file atomically (temp file in the same folder, then os.replace)."""
+        write_bytes_atomic(path, self.to_json())
 
     # -- seats and inheritance ---------------------------------------------------------------------------
 
@@ -372,6 +397,7 @@ class TenantState:
             if user.licenses.get(sku) != dis:
                 self._stamps[(user.id, sku, None)] = stamp
         user.licenses = {k: list(v) for k, v in new.items()}
+        self._rows.pop(user.id, None)
         self.version += 1
         now = set(self.effective(user))
         for sku in before - now:
@@ -398,11 +424,21 @@ class TenantState:
             user.display_name = fields["displayName"]
         if "accountEnabled" in fields:
             user.account_enabled = fields["accountEnabled"]
+        self._rows.pop(user.id, None)
         self.version += 1
 
 
+def _lic_list(m: dict[str, list[str]]) -> list[dict[str, Any]]:
+    return [{"skuId": k, "disabledPlans": list(v)} for k, v in m.items()]
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write JSON to a temp file in the same folder, then os.replace it over `path` (never a torn file)."""
+    """Write `data` as indented JSON, atomically (see write_bytes_atomic)."""
+    write_bytes_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write to a temp file in the same folder, fsync, then os.replace it over `path` (never a torn file)."""
     p = Path(path)
     fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=f".{p.name}.", suffix=".tmp")
     try:
@@ -415,8 +451,7 @@ def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
             mode = 0o666 & ~umask
         os.chmod(tmp, mode)
         with os.fdopen(fd, "wb") as fh:
-            fh.write(orjson.dumps(data, option=orjson.OPT_INDENT_2))
-            fh.write(b"\n")
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, p)
