@@ -293,7 +293,7 @@ def _removal_targets(state: dict[str, Any], changes: int) -> list[tuple[dict[str
 def bench_apply(work: Path, changes: int = 10_000, latency_ms: float = 50, parallelism: int = 4,
                 seed: int = 7) -> ApplyRow:
     """Remove the Calling Plan of `changes` users (seat-neutral, one assignLicense each), vs the $batch floor."""
-    tenant_users = max(30_000, changes * 3)
+    tenant_users = max(30_000, changes * 5)  # ~25% of users hold exactly one direct Calling Plan
     pristine, _ = init_tenant(work, tenant_users, seed)
     state = load_state(pristine)
     targets = _removal_targets(state, changes)
