@@ -1,18 +1,21 @@
 """Workflow steps that run `provision`: plan (validate, then plan), check, and the composite action. Does I/O.
 
-Each step runs the real CLI in a subprocess (`python -m provisioner`), exactly as a user would, and turns
-its exit code into step outputs. Contract exit codes: 0 no changes · 1 error · 2 changes · 64 usage error.
+Each step runs the real CLI entry point (`provisioner.cli.main`, what `provision` runs) with the arguments a
+user would type, and turns its exit code into step outputs. Contract exit codes: 0 no changes · 1 error · 2 changes · 64 usage error.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shlex
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
+from provisioner.errors import ProvisionerError
 from provisioner.gitops import actions_env as gha
 from provisioner.gitops.body import truncate
 
@@ -24,18 +27,43 @@ class Ran:
     stderr: str
 
 
+class _Tee(io.StringIO):
+    """Keeps what is written and passes it on, so the job log shows progress live."""
+
+    def __init__(self, passthrough: TextIO) -> None:
+        super().__init__()
+        self.passthrough = passthrough
+
+    def write(self, text: str) -> int:
+        self.passthrough.write(text)
+        self.passthrough.flush()
+        return super().write(text)
+
+
 def provision(args: list[str], env: dict[str, str] | None = None) -> Ran:
-    """Run `provision ARGS` with this interpreter; stderr is echoed so the job log shows progress and errors."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "provisioner", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        check=False,
-    )
-    if proc.stderr:
-        sys.stderr.write(proc.stderr)
-    return Ran(proc.returncode, proc.stdout, proc.stderr)
+    """Run `provision ARGS` in this process (one interpreter start per step, not two), capturing stdout;
+    stderr is captured and echoed as it comes, so the job log shows progress and errors."""
+    from provisioner.cli import main
+
+    saved = {k: os.environ.get(k) for k in (env or {})}
+    os.environ.update(env or {})
+    out, err = io.StringIO(), _Tee(sys.stderr)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except Exception as exc:  # the CLI's own last line of defence failed: still report, exit 1
+                # Report the error the CLI was handling (e.g. a StalePlanError), not the failure to print it.
+                cause = exc.__context__ if isinstance(exc.__context__, ProvisionerError) else exc
+                print(f"error: {cause}", file=sys.stderr)
+                code = 1
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return Ran(code, out.getvalue(), err.getvalue())
 
 
 def _failure_markdown(what: str, ran: Ran) -> str:

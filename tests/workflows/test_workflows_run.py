@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from provisioner.emulator.demo import SKUS
 
 from .conftest import GitOps
@@ -155,7 +157,7 @@ def test_apply_refuses_a_plan_made_stale_while_waiting_for_approval(gitops: GitO
     jobs = gitops.run("apply.yml", "push", before_job=admin_changes_carol)
     assert jobs["apply"].status == "failure"
     step = jobs["apply"].step("Apply the saved plan (refused if stale)")
-    assert step.outputs["exitcode"] == "1"
+    assert step.outputs["exitcode"] == "1", step.stderr
     assert "stale" in step.stderr and "carol.us@contoso.com" in step.stderr
     assert gitops.tenant_state() == before_apply  # nothing was changed
     assert DOM_SKU not in licenses_of(gitops.tenant_state(), "carol.us@contoso.com")
@@ -166,6 +168,7 @@ def _remove_bobs_calling_plan(state: dict[str, Any]) -> None:
     user["assignedLicenses"] = [lic for lic in user["assignedLicenses"] if lic["skuId"] != DOM_SKU]
 
 
+@pytest.mark.slow  # five workflow runs (~10 s): the whole drift lifecycle
 def test_drift_issue_opened_updated_and_closed(gitops: GitOps) -> None:
     gitops.seed_github(
         {
