@@ -97,6 +97,8 @@ def validate_assign(state: TenantState, user: User, body: Any) -> dict[str, list
         raise bad("One or more parameters of the operation 'assignLicense' are missing from the request payload. "
                   f"The missing parameters are: {', '.join(missing)}.")
     add, remove = body["addLicenses"], body["removeLicenses"]
+    if add == [] and remove == []:  # Graph's answer to a call that changes nothing (msgraph-sdk-powershell#3286)
+        raise bad("No license changes provided. At least one license to add or remove must be specified.")
     if not isinstance(add, list) or not all(isinstance(a, dict) for a in add):
         raise bad("Invalid value specified for property 'addLicenses' of resource 'User'.")
     if not isinstance(remove, list):
@@ -135,7 +137,7 @@ def validate_assign(state: TenantState, user: User, body: Any) -> dict[str, list
             if sku in inherited:  # KelvinTegelaar/CIPP#4090 quotes this Graph message
                 raise bad("User license is inherited from group membership and cannot be removed directly "
                           "from the user.")
-            raise bad("User does not have a corresponding license.")  # Request_BadRequest, seen in public notes
+            raise bad("User does not have a corresponding license.")  # OfficeDocs-Enterprise#873
     if adds and not user.usage_location:  # KelvinTegelaar/CIPP#783, #889
         raise bad("License assignment cannot be done for user with invalid usage location.")
     for sku in adds:

@@ -114,6 +114,17 @@ def test_both_arrays_required(client: Client) -> None:
                                f"request payload. The missing parameters are: {missing}.")
 
 
+def test_a_call_that_changes_nothing_is_refused(client: Client) -> None:
+    r = assign(client, "dave.us@contoso.com")
+    assert error_of(r) == (400, "Request_BadRequest",
+                           "No license changes provided. At least one license to add or remove must be specified.")
+
+
+def test_removing_a_license_the_user_does_not_hold(client: Client) -> None:
+    r = assign(client, "dave.us@contoso.com", remove=[EV])
+    assert error_of(r) == (400, "Request_BadRequest", "User does not have a corresponding license.")
+
+
 def test_suspended_or_locked_out_subscription_refuses_adds() -> None:
     for status in ("Suspended", "LockedOut"):
         client = make_client(_demo_with(MCOPSTNC={"capabilityStatus": status}))
