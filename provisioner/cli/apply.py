@@ -7,6 +7,7 @@ or a saved plan) → execute with progress and audit log → results. Exit 0 onl
 
 from __future__ import annotations
 
+import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -103,9 +104,19 @@ def _show(plan: Plan, format: str) -> None:
     from provisioner.render import render
 
     out = sys.stdout if format == "text" else sys.stderr
-    text = render(plan, "text", color=bool(getattr(out, "isatty", lambda: False)()))
+    text = render(plan, "text", color=_colour(out))
     out.write(text if text.endswith("\n") else text + "\n")
     out.flush()
+
+
+def _colour(stream: Any) -> bool:
+    """Colour on a terminal, as `provision plan` does; NO_COLOR and FORCE_COLOR (no-color.org) decide first."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def _say(message: str) -> None:
