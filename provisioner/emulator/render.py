@@ -22,6 +22,11 @@ _SERVICE = (
 )
 
 
+# Declared non-nullable scalars the emulator does not store, shown with a value as Graph must: an unset
+# birthday/hireDate reads as DateTimeOffset.MinValue; deviceEnrollmentLimit is 5 or 1000 (user.md), 5 here.
+_UNSET = {"birthday": "0001-01-01T00:00:00Z", "hireDate": "0001-01-01T00:00:00Z", "deviceEnrollmentLimit": 5}
+
+
 def _service(plan_name: str) -> str:
     return next((svc for prefix, svc in _SERVICE if plan_name.startswith(prefix)), plan_name)
 
@@ -85,6 +90,8 @@ def user_json(state: TenantState, user: User, props: tuple[str, ...]) -> dict[st
             out[p] = assignment_states(state, user)
         elif p == "assignedPlans":
             out[p] = assigned_plans(state, user)
+        elif p in _UNSET:
+            out[p] = _UNSET[p]
         else:
             out[p] = [] if p in USER_COLLECTIONS else None
     return out
