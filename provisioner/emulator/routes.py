@@ -82,7 +82,7 @@ def error_reply(status: int, code: str, message: str, request_id: str,
                 headers: Mapping[str, str] | None = None) -> Reply:
     """Graph's error body: {"error": {"code", "message", "innerError": {"request-id", "date"}}}."""
     body = {"error": {"code": code, "message": message,
-                      "innerError": {"date": _now(), "request-id": request_id, "client-request-id": request_id}}}
+                      "innerError": {"date": _now(), "request-id": request_id}}}
     return Reply(status, orjson.dumps(body), {"Content-Type": JSON_TYPE, **dict(headers or {})})
 
 
