@@ -174,6 +174,8 @@ def compose(text: str) -> Node | None:
         raise _problem_from_yaml_error(exc) from None
     except yaml.YAMLError as exc:  # pragma: no cover - libyaml reports marks for all syntax errors
         raise YamlProblem(0, f"YAML error: {exc}", "fix the YAML syntax") from None
+    except RecursionError:  # pragma: no cover - only PyYAML's pure-Python composer (no libyaml) recurses
+        raise YamlProblem(0, f"nesting is deeper than {MAX_DEPTH} levels", "a manifest is at most a few levels deep") from None
     finally:
         loader.dispose()
     return node
