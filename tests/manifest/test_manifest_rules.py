@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from manifest.helpers import ok, only_problem, problems, write
+from provisioner.manifest import fastyaml, safeyaml
 from provisioner.model.desired import Policy
 
 
@@ -348,3 +349,32 @@ def test_a_systematic_mistake_in_a_big_file_is_capped(tmp_path: Path) -> None:
 def test_sku_prefix_is_lower_case_as_in_the_schema(tmp_path: Path) -> None:
     f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n    callingPlan: SKU:MCOPSTN1\n")
     assert only_problem(f) == f"{f}:5: unknown callingPlan 'SKU:MCOPSTN1' — write the prefix in lower case: 'sku:MCOPSTN1'"
+
+
+def test_line_numbers_are_the_same_whichever_yaml_reader_reads_the_file(tmp_path: Path) -> None:
+    body = """
+        policy:
+          unlisted: keep
+        users:
+          - upn: a@contoso.com
+            usageLocation: UK
+            callingPlan: domestik
+          - upn: b@contoso.com
+            usageLocaton: US
+          - upn: c@contoso.com
+            callingPlan:
+              nested: 1
+          - upn: A@contoso.com
+        """
+    fast = write(tmp_path / "fast", "m.yaml", body)
+    slow = write(tmp_path / "slow", "m.yaml", body)
+    # The same document, but with an escape in a double-quoted scalar: outside the fast reader's subset,
+    # so libyaml reads this file. Same lines, same values.
+    slow.write_text(slow.read_text().replace("kind: TeamsVoiceLicensing", 'kind: "TeamsVoice\\x4cicensing"'))
+    assert safeyaml.loads(slow.read_text())[0] == safeyaml.loads(fast.read_text())[0]
+    marks = safeyaml.Marks()
+    assert fastyaml.try_load(fast.read_text(), marks, safeyaml._RESOLVER.resolve, safeyaml.MAX_DEPTH)[0]
+    assert not fastyaml.try_load(slow.read_text(), marks, safeyaml._RESOLVER.resolve, safeyaml.MAX_DEPTH)[0]
+    found = problems(fast)
+    assert len(found) == 6
+    assert [p.replace(str(slow), str(fast)) for p in problems(slow)] == found
