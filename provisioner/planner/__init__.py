@@ -75,13 +75,15 @@ def plan(
         if user is None:
             diags.append(Diagnostic("error", "user-not-found", msg.user_not_found(), du.upn, str(du.source)))
             continue
-        targets.append(resolver.declared(du, user))
+        t = resolver.declared(du, user)
+        if t.changes:
+            targets.append(t)
     if desired.policy.unlisted == "remove":
         for key in sorted(observed.users):
             if key not in declared:
-                t = resolver.unlisted(observed.users[key])
-                if t is not None:
-                    targets.append(t)
+                gone = resolver.unlisted(observed.users[key])
+                if gone is not None:
+                    targets.append(gone)
     targets.sort(key=lambda t: t.key)
 
     sched = schedule(targets, view, observed)
@@ -114,7 +116,7 @@ def plan(
         pools=pools,
         users=report.user_changes(view, targets, observed, declared, flagged),
         max_removals=desired.policy.max_removals,
-        user_preconditions=report.user_preconditions(targets),
+        user_preconditions=report.user_preconditions(view, targets),
         seat_preconditions=report.seat_preconditions(view, sched),
     )
 
@@ -151,9 +153,10 @@ def _tenant_matches(declared: str, observed: Observed) -> bool:
 def _actions(steps: list[Step], view: TenantView) -> tuple[Action, ...]:
     width = max(3, len(str(len(steps))))
     ids = [f"a{i + 1:0{width}d}" for i in range(len(steps))]
+    known = {s: LicenseRef(s, info.part) for s, info in view.skus.items()}  # shared: frozen, and few distinct
 
     def refs(skus: tuple[str, ...]) -> tuple[LicenseRef, ...]:
-        return tuple(LicenseRef(s, view.part(s)) for s in skus)
+        return tuple(known.get(s) or LicenseRef(s, view.part(s)) for s in skus)
 
     out = []
     for st in steps:

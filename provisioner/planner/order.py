@@ -16,8 +16,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from provisioner.model.observed import Observed
-from provisioner.planner.resolve import Target, active_inherited, inherited
-from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, TenantView
+from provisioner.planner.resolve import Target
+from provisioner.planner.tenant import ASSIGNABLE, TenantView
 
 
 @dataclass
@@ -51,12 +51,12 @@ class Schedule:
 def steps_for(t: Target, view: TenantView) -> list[Step]:
     """The calls of one user, in the order they must run."""
     user = t.user
-    act_inh, inh = active_inherited(user), inherited(user)
-    direct = user.direct_sku_ids
+    h = view.hold(user)
+    act_inh, inh, direct = h.active, h.inherited, h.direct
 
     def assign(add: set[str], remove: set[str], reason: str) -> Step:
-        a = tuple(sorted(add, key=lambda s: (view.part(s), s)))
-        r = tuple(sorted(remove, key=lambda s: (view.part(s), s)))
+        a = tuple(sorted(add, key=lambda s: view.order.get(s, (s, s))))
+        r = tuple(sorted(remove, key=lambda s: view.order.get(s, (s, s))))
         return Step(
             t,
             "assignLicenses",
@@ -69,7 +69,7 @@ def steps_for(t: Target, view: TenantView) -> list[Step]:
 
     steps: list[Step] = []
     moving = t.location_to is not None
-    remove_first = moving and any(view.kind(s) == CALLING_PLAN for s in t.remove) and _valid_between(t, view)
+    remove_first = moving and not view.calling_plans.isdisjoint(t.remove) and _valid_between(t, view)
     reason = "; ".join(t.notes)
     if remove_first:
         steps.append(assign(set(), t.remove, f"remove before moving to {t.location_to}: " + reason))
@@ -91,11 +91,12 @@ def steps_for(t: Target, view: TenantView) -> list[Step]:
 
 def _valid_between(t: Target, view: TenantView) -> bool:
     """Removing first must not leave a Calling Plan without Phone System in between (it never should)."""
-    mid = (t.user.direct_sku_ids - t.remove) | active_inherited(t.user)
-    return not any(view.kind(s) == CALLING_PLAN for s in mid) or view.gives_phone_system(t.user, mid)
+    h = view.hold(t.user)
+    mid = (h.direct - t.remove) | h.active
+    return bool(view.calling_plans.isdisjoint(mid)) or view.gives_phone_system(t.user, mid)
 
 
-def pending_group_seats(observed: Observed) -> dict[str, int]:
+def pending_group_seats(observed: Observed, view: TenantView) -> dict[str, int]:
     """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
     out: dict[str, int] = {}
     for user in observed.users.values():
@@ -104,7 +105,8 @@ def pending_group_seats(observed: Observed) -> dict[str, int]:
         }
         if not waiting:
             continue
-        held = user.direct_sku_ids | active_inherited(user)
+        h = view.hold(user)
+        held = h.direct | h.active
         for sku_id in waiting - held:
             out[sku_id] = out.get(sku_id, 0) + 1
     return out
@@ -112,7 +114,7 @@ def pending_group_seats(observed: Observed) -> dict[str, int]:
 
 def schedule(targets: list[Target], view: TenantView, observed: Observed) -> Schedule:
     """Order every target's calls; users whose calls no seat order allows are returned as `blocked`."""
-    pending = pending_group_seats(observed)
+    pending = pending_group_seats(observed, view)
     initial = {
         sku_id: (max(0, info.sku.free) if info.sku.capability_status in ASSIGNABLE else 0)
         for sku_id, info in view.skus.items()

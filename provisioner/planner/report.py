@@ -16,24 +16,26 @@ from provisioner.model.plan import (
     UserState,
 )
 from provisioner.planner.order import Schedule
-from provisioner.planner.resolve import Target, active_inherited
-from provisioner.planner.tenant import CALLING_PLAN, TenantView
+from provisioner.planner.resolve import Target
+from provisioner.planner.tenant import CALLING_PLAN, INACTIVE_STATES, TenantView
 
 
 def fingerprint(observed: Observed) -> str:
     """sha256 of everything the plan was computed from (tenant, SKUs and their seats, every user read)."""
-    h = hashlib.sha256()
-    h.update(f"tenant|{observed.tenant.id.lower()}\n".encode())
+    lines = [f"tenant|{observed.tenant.id.lower()}"]
     for s in sorted(observed.skus, key=lambda s: s.sku_id):
-        h.update(f"sku|{s.sku_id}|{s.part_number}|{s.capability_status}|{s.enabled}|{s.consumed}\n".encode())
-    for key in sorted(observed.users):
-        u = observed.users[key]
-        lic = sorted(
-            (a.sku_id, a.by_group or "", ",".join(sorted(a.disabled_plans)), a.state or "", a.error or "")
+        lines.append(f"sku|{s.sku_id}|{s.part_number}|{s.capability_status}|{s.enabled}|{s.consumed}")
+    users = observed.users
+    for key in sorted(users):
+        u = users[key]
+        lic = [
+            f"{a.sku_id},{a.by_group or ''},{a.state or ''},{a.error or ''},{'+'.join(sorted(a.disabled_plans))}"
             for a in u.assignments
-        )
-        h.update(f"user|{u.id}|{key}|{u.usage_location or ''}|{lic}\n".encode())
-    return "sha256:" + h.hexdigest()
+        ]
+        if len(lic) > 1:
+            lic.sort()
+        lines.append(f"user|{u.id}|{key}|{u.usage_location or ''}|{';'.join(lic)}")
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def seat_lines(view: TenantView, sched: Schedule) -> tuple[SeatLine, ...]:
@@ -57,12 +59,13 @@ def seat_preconditions(view: TenantView, sched: Schedule) -> tuple[SeatPrecondit
     )
 
 
-def after_skus(user: User, target: Target | None) -> frozenset[str]:
+def after_skus(view: TenantView, user: User, target: Target | None) -> frozenset[str]:
     """The SKUs a user holds (direct or through an active group) once the plan ran."""
-    held = user.direct_sku_ids
+    h = view.hold(user)
+    held = h.direct
     if target is not None and target.blocked is None:
         held = (held - target.remove) | target.add
-    return held | active_inherited(user)
+    return held | h.active
 
 
 def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> tuple[PoolLine, ...]:
@@ -72,11 +75,25 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
     after: dict[tuple[str, str], int] = defaultdict(int)
     for key, user in observed.users.items():
         t = planned.get(key)
-        for s in (user.direct_sku_ids | active_inherited(user)) & cp:
+        if t is None or t.blocked is not None:
+            # Unchanged users (the many): count straight from the assignments, without building sets.
+            loc = user.usage_location or ""
+            seen: set[str] = set()
+            for a in user.assignments:
+                if (
+                    a.sku_id in cp
+                    and a.sku_id not in seen
+                    and (a.by_group is None or a.state not in INACTIVE_STATES)
+                ):
+                    seen.add(a.sku_id)
+                    before[(loc, a.sku_id)] += 1
+                    after[(loc, a.sku_id)] += 1
+            continue
+        h = view.hold(user)
+        for s in (h.direct | h.active) & cp:
             before[(user.usage_location or "", s)] += 1
-        loc = (t.location_after if t is not None and t.blocked is None else user.usage_location) or ""
-        for s in after_skus(user, t) & cp:
-            after[(loc, s)] += 1
+        for s in after_skus(view, user, t) & cp:
+            after[(t.location_after or "", s)] += 1
     out = []
     for country, sku_id in sorted(
         set(before) | set(after), key=lambda k: (k[0], view.part(k[1]).lower(), k[1])
@@ -96,11 +113,12 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
 
 
 def user_state(view: TenantView, user: User, direct: frozenset[str], location: str | None) -> UserState:
-    inh = {a.sku_id for a in user.assignments if a.by_group is not None}
+    inh = view.hold(user).inherited & view.managed
+    part = view.part
     return UserState(
         location,
-        tuple(sorted(view.part(s) for s in direct if s in view.managed)),
-        tuple(sorted(view.part(s) for s in inh if s in view.managed)),
+        tuple(sorted([part(s) for s in direct & view.managed])),
+        tuple(sorted([part(s) for s in inh])) if inh else (),
     )
 
 
@@ -108,7 +126,9 @@ def problems_of(view: TenantView, user: User) -> tuple[str, ...]:
     """licenseAssignmentStates errors on the user's managed licenses, in words (the drift view's "broken")."""
     out = []
     for a in user.assignments:
-        if a.error and a.error != "None" and (a.sku_id in view.managed or a.sku_id in view.phone_system_skus):
+        if (
+            a.error and a.error != "None" and (a.sku_id in view.managed or a.sku_id in view.phone_system_skus)
+        ):  # rare
             source = f"group '{view.group_name(a.by_group)}'" if a.by_group else "direct assignment"
             out.append(f"{a.error} on {view.part(a.sku_id)} ({source})")
     return tuple(sorted(set(out)))
@@ -141,7 +161,7 @@ def user_changes(
     flagged: set[str],
 ) -> tuple[UserChange, ...]:
     """The per-user view: users with changes, blocked changes, assignment errors, or diagnostics."""
-    by_key = {t.key: t for t in targets}
+    by_key = {t.key: t for t in targets if t.changes}
     keys = set(by_key) | {k for k in flagged if k in observed.users}
     for key in declared:
         user = observed.users.get(key)
@@ -154,7 +174,7 @@ def user_changes(
         du = declared.get(key)
         if t is None and du is None:
             continue
-        direct_after = user.direct_sku_ids
+        direct_after = view.hold(user).direct
         loc_after = user.usage_location
         problems = list(problems_of(view, user))
         if t is not None and t.blocked is None:
@@ -168,7 +188,7 @@ def user_changes(
             UserChange(
                 upn=user.upn,
                 user_id=user.id,
-                before=user_state(view, user, user.direct_sku_ids, user.usage_location),
+                before=user_state(view, user, view.hold(user).direct, user.usage_location),
                 after=user_state(view, user, frozenset(direct_after), loc_after),
                 source=str(du.source) if du else None,
                 declared=declared_text(du),
@@ -178,9 +198,11 @@ def user_changes(
     return tuple(out)
 
 
-def user_preconditions(targets: list[Target]) -> tuple[UserPrecondition, ...]:
+def user_preconditions(view: TenantView, targets: list[Target]) -> tuple[UserPrecondition, ...]:
     return tuple(
-        UserPrecondition(t.user.id, t.user.upn, t.user.usage_location, tuple(sorted(t.user.direct_sku_ids)))
+        UserPrecondition(
+            t.user.id, t.user.upn, t.user.usage_location, tuple(sorted(view.hold(t.user).direct))
+        )
         for t in sorted(targets, key=lambda t: t.key)
         if t.changes and t.blocked is None
     )

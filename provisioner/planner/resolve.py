@@ -13,10 +13,7 @@ from provisioner.model.desired import DesiredUser, Policy
 from provisioner.model.observed import User
 from provisioner.model.plan import Diagnostic
 from provisioner.planner import messages as msg
-from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, CREDITS, PHONE_SYSTEM, SkuInfo, TenantView
-
-# licenseAssignmentStates in which an inherited license does not count as held by Graph's rules.
-_INACTIVE_STATES = frozenset({"Error", "Disabled"})
+from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, PHONE_SYSTEM, SkuInfo, TenantView
 
 
 @dataclass
@@ -42,17 +39,6 @@ class Target:
     @property
     def changes(self) -> bool:
         return bool(self.add or self.remove or self.location_to is not None)
-
-
-def active_inherited(user: User) -> frozenset[str]:
-    """SKUs the user holds through a group assignment that Graph counts (not in Error / Disabled)."""
-    return frozenset(
-        a.sku_id for a in user.assignments if a.by_group is not None and a.state not in _INACTIVE_STATES
-    )
-
-
-def inherited(user: User) -> frozenset[str]:
-    return frozenset(a.sku_id for a in user.assignments if a.by_group is not None)
 
 
 class Resolver:
@@ -88,15 +74,17 @@ class Resolver:
     # -- declared users ------------------------------------------------------------------------------
 
     def declared(self, du: DesiredUser, user: User) -> Target:
-        view, src = self.view, str(du.source)
         t = Target(user, du)
         if du.usage_location is not None and du.usage_location.upper() != (user.usage_location or "").upper():
             t.location_to = du.usage_location.upper()
             t.notes.append(f"usage location {user.usage_location or '(none)'} → {t.location_to}")
+        elif du.calling_plan is None and du.phone_system is None and du.communications_credits is None:
+            return t  # nothing managed differs: the common case in a big tenant, kept cheap
+        view, src = self.view, str(du.source)
         country = t.location_after
-        direct = user.direct_sku_ids
-        held = user.all_sku_ids
-        inh = inherited(user)
+        direct = self.view.hold(user).direct
+        held = self.view.hold(user).all
+        inh = self.view.hold(user).inherited
         managed_direct = direct & view.managed
 
         if du.phone_system is False:
@@ -110,8 +98,8 @@ class Resolver:
             return t
 
         # Calling Plan
-        calling_direct = {s for s in direct if view.kind(s) == CALLING_PLAN}
-        calling_inherited = {s for s in inh if view.kind(s) == CALLING_PLAN}
+        calling_direct = set(direct & view.calling_plans)
+        calling_inherited = set(inh & view.calling_plans)
         target_cp: SkuInfo | None = None
         cp_resolved = False
         if du.calling_plan == "none":
@@ -145,7 +133,7 @@ class Resolver:
         # Phone System
         if du.wants_phone_system is True:
             after = (direct | t.add) - t.remove
-            if not view.gives_phone_system(user, after | active_inherited(user), frozenset(t.add)):
+            if not view.gives_phone_system(user, after | self.view.hold(user).active, frozenset(t.add)):
                 addon = view.first_of_parts([self.policy.phone_system_sku], held)
                 if addon is None:
                     self._missing(
@@ -168,7 +156,7 @@ class Resolver:
             and self.policy.payg_funding == "communicationsCredits"
         ):
             want_cc, implied = True, True
-        credits_held = {s for s in held if view.kind(s) == CREDITS}
+        credits_held = set(held & view.credits)
         if want_cc is True and not credits_held:
             cc = view.first_of_parts(list(view.catalog.communications_credits), held)
             if cc is None:
@@ -183,7 +171,7 @@ class Resolver:
                 self._take_seat(cc)
                 t.notes.append(f"Communications Credits → {cc.part}")
         elif want_cc is False:
-            t.remove |= {s for s in direct if view.kind(s) == CREDITS}
+            t.remove |= direct & view.credits
             for sku_id in sorted(inh & credits_held - direct, key=view.part):
                 self._warn_inherited(user, sku_id, "communicationsCredits: false", src)
             if payg and self.policy.payg_funding == "communicationsCredits":
@@ -195,7 +183,7 @@ class Resolver:
     def _calling_plan(self, du: DesiredUser, user: User, country: str | None, src: str) -> SkuInfo | None:
         """The tenant SKU for the user's declared Calling Plan in `country`, or None with an error diagnostic."""
         view, plan_id = self.view, du.calling_plan or ""
-        held = user.all_sku_ids
+        held = self.view.hold(user).all
         if plan_id.startswith("sku:"):
             part = plan_id[4:]
             found = view.pick(view.by_part_number(part), held)
@@ -240,7 +228,7 @@ class Resolver:
             return target_cp.plan_id == "payg"
         if cp_resolved or du.calling_plan is not None:
             return False
-        after = (user.all_sku_ids | t.add) - t.remove
+        after = (self.view.hold(user).all | t.add) - t.remove
         return any(self.view.plan_id(s) == "payg" for s in after)
 
     def _missing(self, part: str, what: str, user: User, src: str | None) -> None:
@@ -250,7 +238,7 @@ class Resolver:
 
     def unlisted(self, user: User) -> Target | None:
         """policy.unlisted: remove — take away every managed license the user holds directly."""
-        managed_direct = user.direct_sku_ids & self.view.managed
+        managed_direct = self.view.hold(user).direct & self.view.managed
         if not managed_direct:
             return None
         t = Target(user, None, remove=set(managed_direct))
@@ -262,8 +250,10 @@ class Resolver:
 
     def _finish(self, t: Target, src: str | None) -> None:
         """Make the target safe whatever went wrong above, so every plan keeps the contract's invariants."""
+        if not t.add and not t.remove:
+            return
         view, user = self.view, t.user
-        t.add -= {s for s in t.add if s in user.direct_sku_ids and not self._needs_reassign(user, s)}
+        t.add -= {s for s in t.add if s in self.view.hold(user).direct and not self._needs_reassign(user, s)}
         # Adds need a usage location.
         if t.add and t.location_after is None:
             if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
@@ -277,12 +267,12 @@ class Resolver:
             if (
                 info is not None
                 and info.sku.capability_status not in ASSIGNABLE
-                and sku_id not in user.direct_sku_ids
+                and sku_id not in self.view.hold(user).direct
             ):
                 t.add.discard(sku_id)
                 self.inactive.setdefault(sku_id, []).append(user.upn)
         # Never remove a license the user does not hold directly (inherited ones are reported instead).
-        t.remove &= set(user.direct_sku_ids)
+        t.remove &= set(self.view.hold(user).direct)
         t.remove -= t.add
         self._keep_phone_system(t, src)
         if t.add and user.account_enabled is False and t.declared is not None:
@@ -299,15 +289,15 @@ class Resolver:
 
     def _keep_phone_system(self, t: Target, src: str | None) -> None:
         view, user = self.view, t.user
-        after = (user.direct_sku_ids - t.remove) | t.add | active_inherited(user)
-        has_cp = any(view.kind(s) == CALLING_PLAN for s in after)
+        after = (self.view.hold(user).direct - t.remove) | t.add | self.view.hold(user).active
+        has_cp = not view.calling_plans.isdisjoint(after)
         if not has_cp or view.gives_phone_system(user, after, frozenset(t.add)):
             return
         # Keep the Phone System licenses we meant to remove, when a Calling Plan stays (inherited, usually).
         providers = {s for s in t.remove if s in view.phone_system_skus}
         if providers:
             t.remove -= providers
-            kept = sorted(s for s in after if view.kind(s) == CALLING_PLAN)
+            kept = sorted(after & view.calling_plans)
             self._diag(
                 "warning",
                 "inherited-license",
@@ -320,15 +310,15 @@ class Resolver:
             )
             return
         # Adding a Calling Plan without Phone System would be refused by Graph: drop the Calling Plan add.
-        t.add -= {s for s in t.add if view.kind(s) == CALLING_PLAN}
-        after = (user.direct_sku_ids - t.remove) | t.add | active_inherited(user)
-        stuck = any(view.kind(s) == CALLING_PLAN for s in after) and not view.gives_phone_system(
+        t.add -= view.calling_plans
+        after = (self.view.hold(user).direct - t.remove) | t.add | self.view.hold(user).active
+        stuck = not view.calling_plans.isdisjoint(after) and not view.gives_phone_system(
             user, after, frozenset(t.add)
         )
         if (t.add or t.remove) and stuck:
             # The user already holds a Calling Plan without Phone System: Graph refuses every license change
             # of this user until that is fixed, so plan none and say how to fix it.
-            plans = ", ".join(sorted(view.part(s) for s in after if view.kind(s) == CALLING_PLAN))
+            plans = ", ".join(sorted(view.part(s) for s in after & view.calling_plans))
             self._diag("error", "calling-plan-without-phone-system", msg.cp_without_ps(plans), user.upn, src)
             t.add.clear()
             t.remove.clear()

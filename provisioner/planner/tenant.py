@@ -17,7 +17,7 @@ CALLING_PLAN, PHONE_SYSTEM, CREDITS = "callingPlan", "phoneSystem", "credits"
 # Capability statuses in which Graph still assigns seats; the others block adds (subscription-not-active).
 ASSIGNABLE = frozenset({"Enabled", "Warning"})
 # licenseAssignmentStates that do not give the user the license's capabilities.
-_INACTIVE_STATES = frozenset({"Error", "Disabled"})
+INACTIVE_STATES = frozenset({"Error", "Disabled"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,29 +39,30 @@ class SkuInfo:
 
 
 @dataclass(frozen=True, slots=True)
-class UserHoldings:
-    """A user's licenses split the way planning needs them (all sets of sku ids)."""
+class Holdings:
+    """A user's licenses split the way planning needs them (sets of sku ids), computed once per user."""
 
     direct: frozenset[str]
-    inherited: frozenset[str]
-    groups: dict[str, tuple[str, ...]]  # inherited sku id -> group ids, sorted
+    inherited: frozenset[str]  # through any group assignment, whatever its state
+    active: frozenset[str]  # through a group assignment Graph counts (not in Error / Disabled)
 
     @property
     def all(self) -> frozenset[str]:
         return self.direct | self.inherited
 
 
-def holdings(user: User) -> UserHoldings:
+def holdings(user: User) -> Holdings:
     direct: set[str] = set()
-    groups: dict[str, set[str]] = {}
+    inherited: set[str] = set()
+    active: set[str] = set()
     for a in user.assignments:
         if a.by_group is None:
             direct.add(a.sku_id)
         else:
-            groups.setdefault(a.sku_id, set()).add(a.by_group)
-    return UserHoldings(
-        frozenset(direct), frozenset(groups), {k: tuple(sorted(v)) for k, v in groups.items()}
-    )
+            inherited.add(a.sku_id)
+            if a.state not in INACTIVE_STATES:
+                active.add(a.sku_id)
+    return Holdings(frozenset(direct), frozenset(inherited), frozenset(active))
 
 
 class TenantView:
@@ -84,6 +85,13 @@ class TenantView:
                 cls = (CALLING_PLAN, None)
             self.skus[s.sku_id] = SkuInfo(s, cls[0] if cls else None, cls[1] if cls else None, ps)
         self.managed: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind is not None)
+        self.calling_plans: frozenset[str] = frozenset(
+            k for k, v in self.skus.items() if v.kind == CALLING_PLAN
+        )
+        self.credits: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind == CREDITS)
+        self._parts: dict[str, str] = {k: v.part for k, v in self.skus.items()}
+        # Sort key for SKU ids wherever SKUs are listed: part number, then id (part numbers repeat).
+        self.order: dict[str, tuple[str, str]] = {k: (v.part, k) for k, v in self.skus.items()}
         self.phone_system_skus: frozenset[str] = frozenset(
             k for k, v in self.skus.items() if v.phone_system_plans
         )
@@ -93,9 +101,17 @@ class TenantView:
         # Seats handed out by resolution so far, so users spread over duplicate SKUs before one runs out.
         self.tentative_free: dict[str, int] = {k: v.sku.free for k, v in self.skus.items()}
         # Group display names, when the reader provides them (Observed.groups); else groups show by id.
+        self._holdings: dict[str, Holdings] = {}
         self.groups: dict[str, str] = {
             k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
         }
+
+    def hold(self, user: User) -> Holdings:
+        """The user's holdings, cached for this plan (users are read many times: resolve, order, report)."""
+        h = self._holdings.get(user.id)
+        if h is None:
+            h = self._holdings[user.id] = holdings(user)
+        return h
 
     def group_name(self, group_id: str) -> str:
         return self.groups.get(group_id.lower()) or group_id
@@ -103,8 +119,7 @@ class TenantView:
     # -- names ---------------------------------------------------------------------------------------
 
     def part(self, sku_id: str) -> str:
-        info = self.skus.get(sku_id)
-        return info.part if info else sku_id
+        return self._parts.get(sku_id, sku_id)
 
     def kind(self, sku_id: str) -> str | None:
         info = self.skus.get(sku_id)
@@ -132,7 +147,7 @@ class TenantView:
             if sku_id in added:
                 return True
             for a in user.assignments:
-                if a.sku_id == sku_id and a.state not in _INACTIVE_STATES and plans - set(a.disabled_plans):
+                if a.sku_id == sku_id and a.state not in INACTIVE_STATES and plans - set(a.disabled_plans):
                     return True
         return False
 
