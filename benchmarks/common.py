@@ -91,9 +91,16 @@ def _kill(pid: int) -> None:
 def median_time(cmd: Sequence[str], runs: int = 7, *, env: dict[str, str] | None = None,
                 ok: Sequence[int] = (0,)) -> tuple[float, list[float]]:
     """Median wall time of `runs` runs (after one warm-up run that fills the OS page cache)."""
+    med, runs_ = median_run(cmd, runs, env=env, ok=ok)
+    return med, [m.elapsed_s for m in runs_]
+
+
+def median_run(cmd: Sequence[str], runs: int = 7, *, env: dict[str, str] | None = None,
+               ok: Sequence[int] = (0,)) -> tuple[float, list[Measured]]:
+    """Median wall time and every measured run, after one warm-up run that fills the OS page cache."""
     run_measured(cmd, env=env).check(*ok)
-    times = [run_measured(cmd, env=env).check(*ok).elapsed_s for _ in range(runs)]
-    return statistics.median(times), times
+    measured = [run_measured(cmd, env=env).check(*ok) for _ in range(runs)]
+    return statistics.median(m.elapsed_s for m in measured), measured
 
 
 def rss_mb(pid: int) -> float:
