@@ -79,17 +79,34 @@ def test_local_tenant_creates_the_demo_when_missing_then_loads_it(tmp_path: Path
         assert lt2.state.find_user("sam.new@contoso.com").usage_location == "NL"  # type: ignore[union-attr]
 
 
-def test_local_tenant_coalesces_writes(tmp_path: Path) -> None:
+def test_local_tenant_coalesces_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import provisioner.emulator.local as local
+
+    monkeypatch.setattr(local, "MIN_SAVE_INTERVAL_S", 3600.0)  # no timed save can happen during the test
     path = tmp_path / "tenant.json"
     lt = LocalTenant(path)
     client = Client(lt.app)
     for loc in ["DE", "FR", "NL", "GB"] * 10:
         assert client.patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": loc}).status_code == 204
-    assert lt.saves <= 1 and lt.dirty  # 40 writes in well under 0.5 s: at most one save so far
+    assert lt.saves == 0 and lt.dirty  # 40 writes, no rewrite of the file yet
     lt.close()
+    assert lt.saves == 1
     assert not lt.dirty
     saved = json.loads(path.read_text())
     assert next(u for u in saved["users"] if u["userPrincipalName"] == "sam.new@contoso.com")["usageLocation"] == "GB"
+
+
+def test_local_tenant_saves_again_once_the_interval_has_passed(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import provisioner.emulator.local as local
+
+    monkeypatch.setattr(local, "MIN_SAVE_INTERVAL_S", 0.0)
+    lt = LocalTenant(tmp_path / "tenant.json")
+    client = Client(lt.app)
+    for loc in ["DE", "FR", "NL"]:
+        client.patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": loc})
+    assert lt.saves >= 1  # the interval had passed: saved during the run, not only at close
+    lt.close()
 
 
 def test_local_tenant_refuses_a_missing_folder(tmp_path: Path) -> None:
