@@ -425,7 +425,7 @@ def create_app(state: TenantState, *, faults: FaultConfig | None = None,
         emu.stats = Stats()
         return _respond(Reply(204), str(uuid.uuid4()), None)
 
-    methods = ["GET", "POST", "PATCH", "PUT", "DELETE"]
+    methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]  # HEAD comes with GET
     app = Starlette(routes=[
         Route("/_emulator/stats", stats, methods=["GET"]),
         Route("/v1.0/_emulator/stats", stats, methods=["GET"]),
