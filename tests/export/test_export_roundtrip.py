@@ -121,6 +121,9 @@ def _tricky_state() -> dict[str, Any]:
         ("nora@contoso.com", "NO", ["MCOEV", "MCOPSTN1"]),  # Norway: 'NO' must stay a string
         ("legacy.gb@contoso.com", "GB", ["MCOEV", "MCOPSTN5"]),  # legacy SKU beside MCOPSTN_5: pinned
         ("no.location@contoso.com", None, ["MCOEV"]),  # Phone System without a usage location
+        ("e5.and.addon@contoso.com", "US", ["SPE_E5", "MCOEV"]),  # a redundant add-on stays as it is
+        ("e5.addon.plan@contoso.com", "US", ["SPE_E5", "MCOEV", "MCOPSTN1"]),
+        ("credits.only@contoso.com", "US", ["MCOPSTNC"]),  # credits without any plan
     ]
     for upn, loc, parts in extra:
         state["users"].append(
@@ -156,6 +159,10 @@ def test_tricky_tenant_round_trip(tmp_path: Path, split: bool) -> None:
     assert users["legacy.gb@contoso.com"]["callingPlan"] == "sku:MCOPSTN5"
     assert users["alice.gb@contoso.com"]["callingPlan"] == "sku:MCOPSTN_5"  # two SKUs offer domestic-120 now
     assert "usageLocation" not in users["no.location@contoso.com"]
+    assert {
+        k: v for k, v in users["e5.and.addon@contoso.com"].items() if k in ("phoneSystem", "callingPlan")
+    } == {"phoneSystem": True, "callingPlan": "none"}
+    assert users["credits.only@contoso.com"]["communicationsCredits"] is True
     if split:
         assert yaml.safe_load((folder / "no.yaml").read_text())["defaults"] == {"usageLocation": "NO"}
         assert (folder / "no-usage-location.yaml").is_file()

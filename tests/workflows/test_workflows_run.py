@@ -295,3 +295,22 @@ def test_composite_action_export_and_validate(gitops: GitOps, tmp_path: Path) ->
     assert "ok: 21 users in 7 files" in checked.stderr
     bad = runner.run_action("bad", {"command": "destroy"}, ctx, {}, "t3")
     assert bad.outcome == "failure" and "unknown command 'destroy'" in bad.stderr
+
+
+def test_pr_check_fails_on_error_diagnostics_and_the_comment_shows_them(gitops: GitOps) -> None:
+    def two_intl_seats(state: dict[str, Any]) -> None:  # both already used (heidi.us, olivia.ca)
+        sku = next(s for s in state["subscribedSkus"] if s["skuPartNumber"] == "MCOPSTN2")
+        sku["prepaidUnits"]["enabled"] = 2
+
+    gitops.edit_tenant(two_intl_seats)
+    gitops.edit_manifest(CAROL_DR, CAROL_INTL)
+    job = gitops.run("plan.yml", "pull_request", PR)["plan"]
+    assert job.status == "failure"
+    assert job.step("Validate and plan").outputs["exitcode"] == "1"
+    assert job.step("Upload the JSON plan").outcome == "success"  # the plan with its diagnostics is kept
+    assert job.step("Fail on errors").outcome == "failure"
+    [comment] = gitops.github()["comments"]
+    assert "**Errors**: this change cannot be applied as it is." in comment["body"]
+    assert "insufficient-seats" in comment["body"] and "MCOPSTN2" in comment["body"]
+    plan = json.loads((gitops.last_artifacts() / "plan" / "plan.json").read_text())
+    assert [d["code"] for d in plan["diagnostics"] if d["severity"] == "error"] == ["insufficient-seats"]
