@@ -217,8 +217,9 @@ def synthetic_state(n_users: int, seed: int) -> dict[str, Any]:
     """A tenant of `n_users` users spread over countries (same seed, same tenant).
 
     About 70% hold E3 and 30% E5; about 40% are voice users (Phone System, most with a Calling Plan);
-    1% are in a "Voice Users" group that licenses MCOEV + MCOPSTN1; 2% have no usage location and 1% are
-    disabled. Seats are sized to what is used plus 5% (at least 5), so plans have room but not unlimited.
+    1% of US users (about 0.4% of all) are in a "Voice Users" group that licenses MCOEV + MCOPSTN1; 2% have
+    no usage location and 1% are disabled. Seats are sized to what is used plus 5% (at least 5), so plans
+    have room but not unlimited.
     """
     rng = random.Random(seed)
     domain = "contoso.com"
