@@ -116,7 +116,7 @@ def plan(
     )
     code = ran.code if ran.code in (0, 1, 2) else 1
     markdown = ran.stdout
-    if code == 1 and ran.stderr.strip():
+    if code == 1 and ran.stderr.strip() and fmt != "json":
         # Error diagnostics still render a plan; add the error lines so the reviewer sees both.
         markdown = (markdown + "\n" if markdown.strip() else "") + _failure_markdown(
             "The plan has errors", ran
