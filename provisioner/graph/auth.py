@@ -44,6 +44,10 @@ class CredentialChoice:
     env: Mapping[str, str] = field(repr=False, compare=False, default_factory=dict)
 
     def describe(self) -> str:
+        """E.g. "auth: client secret for app X in tenant T (from AZURE_CLIENT_ID, AZURE_CLIENT_SECRET)"."""
+        return f"auth: {self.short()} (from {', '.join(self.uses) or 'no variables'})"
+
+    def short(self) -> str:
         who = f" for app {self.client_id}" if self.client_id else ""
         where = f" in tenant {self.tenant_id}" if self.tenant_id else ""
         names = {
@@ -55,7 +59,7 @@ class CredentialChoice:
             "azure-cli": "Azure CLI login",
             "managed-identity-or-azure-cli": "managed identity, else Azure CLI login",
         }
-        return f"auth: {names[self.kind]}{who}{where} (from {', '.join(self.uses) or 'no variables'})"
+        return f"{names[self.kind]}{who}{where}"
 
     def build(self, authority: str | None = None, **options: Any) -> Any:
         """The azure.identity.aio credential. Imports azure-identity (a real tenant is being used).
@@ -228,11 +232,14 @@ def auth_error_from(exc: BaseException, choice: CredentialChoice) -> AuthError:
     """An azure-identity failure → one AuthError line (scrubbed) that says what to check."""
     if isinstance(exc, AuthError):
         return exc
-    first = scrub(" ".join(str(exc).split()), choice.env)[:400]
+    text = " ".join(str(exc).split()).split(" Content: ", 1)[
+        0
+    ]  # azure-core appends the raw body: said already
+    first = scrub(text, choice.env)[:400]
     return AuthError(
-        f"could not get a Graph token ({choice.describe().removeprefix('auth: ')}): {type(exc).__name__}: {first}",
-        hint="Check the variables named above (client id, tenant, secret or certificate not expired, federated "
-        "credential subject), or choose another --auth.",
+        f"could not get a Graph token with the {choice.short()}: {first}",
+        hint=f"Check {', '.join(choice.uses) or 'the sign-in'} (right app and tenant, secret or certificate not "
+        "expired, federated credential subject), or choose another --auth.",
     )
 
 

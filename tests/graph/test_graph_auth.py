@@ -211,7 +211,10 @@ def test_secret_never_printed_even_with_debug(
     out = capsys.readouterr()
     everything = "\n".join([str(e.value), repr(e.value), out.out, out.err, caplog.text])
     assert entra.requests and entra.requests[0]["form"]["client_secret"] == SECRET  # it was really sent
-    assert "AADSTS7000215" in str(e.value) and "client secret for app app-id-1" in str(e.value)
+    assert str(e.value).startswith(
+        f"could not get a Graph token with the client secret for app app-id-1 in tenant {T}: "
+    )
+    assert "AADSTS7000215" in str(e.value) and str(e.value).count("AADSTS7000215") == 1
     assert "auth: client secret for app app-id-1" in out.err  # --debug says which credential
     assert SECRET not in everything
     assert e.value.__cause__ is None and e.value.__suppress_context__
