@@ -20,7 +20,7 @@ from provisioner.planner.resolve import Target
 from provisioner.planner.tenant import ASSIGNABLE, TenantView
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """One planned call, before it gets its public id."""
 
@@ -161,21 +161,38 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
     absorbed: dict[str, int] = {}
     order: list[Step] = []
     cursor = dict.fromkeys(plans, 0)
-    waiting: dict[str, list[str]] = {}
+    waiting: dict[str, deque[str]] = {}
     heap: list[tuple[int, str]] = []
 
     def push(key: str) -> None:
         step = plans[key][cursor[key]]
         heapq.heappush(heap, (1 if step.needs else 0, key))
 
+    def available(s: str) -> int:
+        return left.get(s, 0) + len(freed.get(s, ()))
+
+    def wake(s: str) -> int:
+        """Requeue as many callers waiting for `s` as there are seats of it: never all of them, which would
+        make a long queue behind a scarce SKU quadratic."""
+        queue = waiting.get(s)
+        n = min(len(queue), available(s)) if queue else 0
+        for _ in range(n):
+            push(queue.popleft())  # type: ignore[union-attr]
+        return n
+
     for key in sorted(plans):
         push(key)
-    while heap:
+    while True:
+        if not heap:
+            # A woken caller may have gone back to wait for another SKU, leaving a seat unused: wake more.
+            if not sum(wake(s) for s in sorted(waiting)):
+                break
+            continue
         _, key = heapq.heappop(heap)
         step = plans[key][cursor[key]]
-        short = next((s for s in step.needs if left.get(s, 0) + len(freed.get(s, ())) < 1), None)
+        short = next((s for s in step.needs if available(s) < 1), None)
         if short is not None:
-            waiting.setdefault(short, []).append(key)
+            waiting.setdefault(short, deque()).append(key)
             continue
         step.position = len(order)
         step.deps = set()
@@ -199,8 +216,7 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
             else:
                 freed.setdefault(s, deque()).append(step.position)
                 released[s] = released.get(s, 0) + 1
-                for k in waiting.pop(s, ()):
-                    push(k)
+                wake(s)
         cursor[key] += 1
         if cursor[key] < len(plans[key]):
             push(key)

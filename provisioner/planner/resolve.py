@@ -16,7 +16,7 @@ from provisioner.planner import messages as msg
 from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, PHONE_SYSTEM, SkuInfo, TenantView
 
 
-@dataclass
+@dataclass(slots=True)
 class Target:
     """What one user should become. `add`/`remove` hold sku ids; `location_to` is None when unchanged."""
 
