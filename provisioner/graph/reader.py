@@ -103,7 +103,7 @@ class Reader:
                         r["headers"] = g.headers
                     reqs.append(r)
                 async with sem:
-                    answers = await self.t.batch(reqs)
+                    answers = await self.t.batch(reqs, idempotent=True)  # GETs only
                 return [(g, answers[str(n)]) for n, g in enumerate(chunk, start=1)]
 
             done = await asyncio.gather(*(run(b) for b in batches))
@@ -232,7 +232,6 @@ class Reader:
                 u = user_from_json(d)
                 users[u.key] = u
 
-        base = self.t.base_url
         gets = [
             Get(f"sku{i}", users_url("", filter_text=f, count=True), dict(EVENTUAL))
             for i, f in enumerate(filters)
@@ -240,7 +239,6 @@ class Reader:
         gets += [
             Get(f"upn{i}", users_url("", filter_text=f, top=999)) for i, f in enumerate(upn_filters(named))
         ]
-        del base
         bodies = await self.get_many(gets)
         chains = []
         for g in gets:

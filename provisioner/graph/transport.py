@@ -191,12 +191,15 @@ class Transport:
         answer = await self.send("GET", url, headers=headers, ri=ri)
         return answer.json()
 
-    async def batch(self, requests: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    async def batch(
+        self, requests: list[dict[str, Any]], *, idempotent: bool = False
+    ) -> dict[str, dict[str, Any]]:
         """POST one `$batch` (≤ 20 requests); return the sub-responses by id. A whole-batch 429/503/504 is
-        retried here (Graph ran none of it); sub-request statuses are the caller's to handle."""
+        retried here (Graph ran none of it), and a 500/502 too when every request in it is `idempotent`;
+        sub-request statuses are the caller's to handle."""
         if not requests:
             return {}
-        answer = await self.send("POST", "/$batch", body={"requests": requests}, idempotent=False)
+        answer = await self.send("POST", "/$batch", body={"requests": requests}, idempotent=idempotent)
         data = answer.json() or {}
         out = {str(r.get("id")): r for r in data.get("responses") or ()}
         for r in out.values():  # sub-responses often carry no request-id: the batch's is the one to quote

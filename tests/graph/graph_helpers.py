@@ -12,6 +12,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -44,14 +45,14 @@ def reset_stats(app: Any) -> None:
     asyncio.run(post())
 
 
-def self_signed(tmp: Path) -> tuple[Path, Path]:
-    """A certificate for 127.0.0.1 and its key (PEM files), valid for a day."""
+def self_signed(tmp: Path, rsa_key: bool = False, stem: str = "entra") -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key (PEM files), valid for a day (RSA for app certificates)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
     from cryptography.x509.oid import NameOID
 
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: Any = rsa.generate_private_key(65537, 2048) if rsa_key else ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
     now = dt.datetime.now(dt.UTC)
     cert = (
@@ -68,7 +69,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
-    cert_path, key_path = tmp / "entra.pem", tmp / "entra.key"
+    cert_path, key_path = tmp / f"{stem}.pem", tmp / f"{stem}.key"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
         key.private_bytes(
@@ -100,9 +101,18 @@ class FakeEndpoints:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def do_GET(self) -> None:  # GitHub Actions' OIDC token service
+            def do_GET(self) -> None:  # GitHub Actions' OIDC token service, or a managed identity endpoint
                 fake.requests.append({"method": "GET", "path": self.path, "headers": dict(self.headers)})
                 q = parse_qs(urlsplit(self.path).query)
+                if self.path.startswith(
+                    "/msi"
+                ):  # App Service / Functions managed identity (IDENTITY_ENDPOINT)
+                    if self.headers.get("X-IDENTITY-HEADER") != "msi-secret-header":
+                        self._reply(401, {"error": "bad header"})
+                        return
+                    self._reply(200, {"access_token": "issued-access-token", "expires_on": str(int(time.time()) + 3600),
+                                      "resource": q.get("resource", [""])[0], "token_type": "Bearer"})  # fmt: skip
+                    return
                 if self.headers.get("Authorization") != "bearer gh-request-token" or q.get("audience") != [
                     "api://AzureADTokenExchange"
                 ]:

@@ -155,8 +155,12 @@ def test_client_secret_and_github_oidc_tokens_reach_graph(
     entra, github = FakeEndpoints(), FakeEndpoints()
     tls = self_signed(tmp_path)
     with serve_fake(entra, tls) as entra_host, serve_fake(github) as gh_host:
+        app_cert, app_key = self_signed(tmp_path, rsa_key=True, stem="app")
+        pem = tmp_path / "app-with-key.pem"  # CertificateCredential wants key and certificate in one PEM file
+        pem.write_bytes(app_key.read_bytes() + app_cert.read_bytes())
         envs = {
             "secret": {**BASE, "AZURE_CLIENT_SECRET": SECRET},
+            "certificate": {**BASE, "AZURE_CLIENT_CERTIFICATE_PATH": str(pem)},
             "oidc": {**BASE, "ACTIONS_ID_TOKEN_REQUEST_URL": f"http://{gh_host}/token?x=1",
                      "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "gh-request-token"},
         }  # fmt: skip
@@ -177,15 +181,52 @@ def test_client_secret_and_github_oidc_tokens_reach_graph(
                 await t.close()
 
             asyncio.run(run())
-    assert seen == ["Bearer issued-access-token"] * 6
+    assert seen == ["Bearer issued-access-token"] * 9
     posts = [r for r in entra.requests if r["method"] == "POST"]
-    assert len(posts) == 2  # one token per credential, cached for the three calls
+    assert len(posts) == 3  # one token per credential, cached for the three calls
     assert posts[0]["path"] == f"/{T}/oauth2/v2.0/token" and posts[0]["form"]["client_secret"] == SECRET
-    assert posts[1]["form"]["client_assertion"].startswith("eyJ")
-    assert (
-        posts[1]["form"]["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-    )
+    assert posts[0]["form"]["scope"] == "https://graph.microsoft.com/.default"
+    for p in posts[1:]:  # certificate: a signed JWT; GitHub OIDC: GitHub's JWT
+        assert p["form"]["client_assertion"].startswith("eyJ") and "client_secret" not in p["form"]
+        assert p["form"]["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
     assert [r["method"] for r in github.requests] == ["GET"]
+
+
+def test_managed_identity_token_from_a_loopback_endpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+
+    from provisioner.graph.transport import Transport, make_client
+
+    seen: list[str | None] = []
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("authorization"))
+        return httpx.Response(200, json={"value": []})
+
+    msi = FakeEndpoints()
+    with serve_fake(msi) as host:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"http://{host}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "msi-secret-header")
+        choice = select_credential("managed-identity", {}, T)
+
+        async def run() -> None:
+            cred = choice.build()
+            provider = AzureIdentityAuthenticationProvider(
+                cred, scopes=["https://graph.microsoft.com/.default"]
+            )
+            client = make_client(
+                "https://graph.test/v1.0", transport=httpx.MockTransport(graph), auth_provider=provider
+            )
+            t = Transport(client, "https://graph.test/v1.0", credential=cred, choice=choice)
+            await t.get_json("/organization")
+            await t.close()
+
+        asyncio.run(run())
+    assert seen == ["Bearer issued-access-token"]
+    (req,) = msi.requests
+    assert req["path"].startswith("/msi/token?") and "resource=https://graph.microsoft.com" in req["path"]
 
 
 def test_secret_never_printed_even_with_debug(
