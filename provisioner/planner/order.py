@@ -69,7 +69,12 @@ def steps_for(t: Target, view: TenantView) -> list[Step]:
 
     steps: list[Step] = []
     moving = t.location_to is not None
-    remove_first = moving and not view.calling_plans.isdisjoint(t.remove) and _valid_between(t, view)
+    # Only a Calling Plan not sold in the new country goes first: otherwise one call swaps it, with no gap.
+    remove_first = (
+        moving
+        and any(not view.valid_in(s, t.location_to) for s in t.remove & view.calling_plans)
+        and _valid_between(t, view)
+    )
     reason = "; ".join(t.notes)
     if remove_first:
         steps.append(assign(set(), t.remove, f"remove before moving to {t.location_to}: " + reason))

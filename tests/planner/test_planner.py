@@ -449,3 +449,11 @@ def test_a_calling_plan_held_without_phone_system_blocks_changes_with_an_error()
     assert codes(p) == [("error", "calling-plan-without-phone-system", "odd")] and p.actions == ()
     p = run(state, [{"upn": "odd@contoso.com", "cc": True, "ps": True}])
     assert steps(p) == ["odd: +MCOEV +MCOPSTNC"] and codes(p) == []
+
+
+def test_country_move_with_a_swap_of_plans_sold_in_both_is_one_call_after_the_move() -> None:
+    p = run(
+        tenant_state(SEATS, [("ann", "GB", (E3, EV, DOM))]),
+        [{"upn": "ann@contoso.com", "loc": "US", "cp": "international"}],
+    )
+    assert steps(p) == ["ann: loc GB->US", "ann: +MCOPSTN2 -MCOPSTN1"]
