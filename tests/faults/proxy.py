@@ -4,14 +4,16 @@ It listens on loopback in a background thread, parses each request itself (so it
 without answering), and forwards to `create_app(state)` in process through httpx.ASGITransport, so the
 test can read the emulator's final state directly. What it can do, decided per request by `Injection`s:
 
-* `ThrottleStorm`  — for a time window, a share of requests (and of each $batch's sub-requests) get
-  Graph's 429 + Retry-After; a throttled sub-request's dependents get 424, as Graph answers them;
+* `ThrottleStorm`  — for a time window (from the first request, or from the first write), a share of
+  requests and of each $batch's sub-requests get Graph's 429 + Retry-After; a throttled sub-request's
+  dependents get 424, as Graph answers them;
 * `ErrorBurst`     — N consecutive requests answered 503 (with and without Retry-After);
 * `LatencySpike`   — N consecutive requests held for D seconds before being forwarded;
 * `DropMidBatch`   — a `$batch` carrying writes is forwarded (the writes happen) and then the socket is
   closed without any response: the client cannot know what was done.
 
-Every decision is counted in `Proxy.injected`, which the suite prints.
+Every decision is counted in `Proxy.injected`, which the suite prints. `Proxy.on_write_forwarded` is called
+once a write batch has run and before its answer is sent: the kill -9 cases use it to kill mid-answer.
 """
 
 from __future__ import annotations
