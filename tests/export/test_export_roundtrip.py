@@ -207,3 +207,52 @@ def test_split_warns_about_files_it_did_not_write(tmp_path: Path, capsys: pytest
         main(["export", "--tenant", f"emulator:{state}", "--out", str(folder), "--split-by", "country"]) == 0
     )
     assert f"warning: {folder}/ also holds jp.yaml, not written by this export" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_export_over_http_matches_the_in_process_export(tmp_path: Path) -> None:
+    """The same tenant read through the real msgraph-sdk over loopback (`emulator serve` + --graph-url)
+    exports exactly what the in-process emulator does."""
+    import subprocess
+    import sys
+
+    state = write(tmp_path, synthetic_state(1500, 3))  # more users than one page of the reader
+    local = tmp_path / "local.yaml"
+    assert main(["export", "--tenant", f"emulator:{state}", "--out", str(local)]) == 0
+    server = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "emulator", "serve", str(state), "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert server.stdout is not None
+        line = server.stdout.readline()
+        assert line.startswith("listening on http://127.0.0.1:"), line + (
+            server.stderr.read() if server.stderr else ""
+        )
+        url = line.split("listening on ", 1)[1].strip()
+        served = tmp_path / "served.yaml"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "provisioner",
+                "export",
+                "--graph-url",
+                url,
+                "--tenant",
+                "contoso.onmicrosoft.com",
+                "--out",
+                str(served),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert served.read_text() == local.read_text()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
