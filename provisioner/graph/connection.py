@@ -148,7 +148,7 @@ def connect(
                 hint="Example: https://graph.microsoft.com/v1.0",
             )
         if is_loopback(base):
-            client = loop.run_until_complete(_make(make_client, base, None))
+            client = make_client(base)
             return TenantConnection(loop, Transport(client, base, policy=policy, debug=debug))
         if parts.scheme != "https":
             raise GraphError(f"--graph-url {base} must use https (only loopback addresses may use http)")
@@ -166,7 +166,7 @@ def connect(
         provider = AzureIdentityAuthenticationProvider(
             credential, scopes=[graph_scope(base)], allowed_hosts=[parts.hostname]
         )
-        client = loop.run_until_complete(_make(make_client, base, None, provider))
+        client = make_client(base, auth_provider=provider)
         transport = Transport(client, base, policy=policy, debug=debug, credential=credential, choice=choice)
         return TenantConnection(loop, transport)
     except BaseException:
@@ -174,15 +174,9 @@ def connect(
         raise
 
 
-async def _make(factory: Any, base: str, transport: Any, provider: Any = None) -> Any:
-    """Build the SDK client inside the loop (httpx binds its pools to the running loop lazily; be safe)."""
-    return factory(base, transport=transport, auth_provider=provider)
-
-
 def _emulator(
     path: str, loop: asyncio.AbstractEventLoop, debug: bool, policy: RetryPolicy | None
 ) -> TenantConnection:
-
     from provisioner.emulator.local import LocalTenant
 
     if not path:
@@ -207,5 +201,5 @@ def open_app(
     from provisioner.graph.transport import Transport, make_client
 
     loop = loop or asyncio.new_event_loop()
-    client = loop.run_until_complete(_make(make_client, EMULATOR_BASE, httpx.ASGITransport(app=app)))
+    client = make_client(EMULATOR_BASE, transport=httpx.ASGITransport(app=app))
     return TenantConnection(loop, Transport(client, EMULATOR_BASE, policy=policy, debug=debug), local)

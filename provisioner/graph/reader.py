@@ -64,12 +64,12 @@ def no_gc_pauses() -> Iterator[None]:
 
 
 class Reader:
+    """Async reads for one connection. `skus` keeps the last SKUs read: the writer words seat errors with them."""
+
     def __init__(self, transport: Transport) -> None:
         self.t = transport
         self.last_choice: ReadChoice | None = None
-        self.skus: tuple[Sku, ...] | None = (
-            None  # the last SKUs read (the writer words seat errors with them)
-        )
+        self.skus: tuple[Sku, ...] | None = None
 
     # -- small reads -----------------------------------------------------------------------------------
     async def tenant_info(self) -> TenantInfo:
