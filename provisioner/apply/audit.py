@@ -1,6 +1,7 @@
 """The audit log: one JSON line per attempted change, appended and flushed as each outcome arrives. I/O.
 
-Each line reaches the operating system before the next outcome is recorded, so an interrupted run (even
+A change Graph confirmed or refused gets its line; so does one skipped because a change it depends on
+failed (outcome "skipped", never sent). Each line reaches the operating system before the next outcome is recorded, so an interrupted run (even
 kill -9) leaves a true record of every change Graph confirmed or refused. fsync (which also survives a
 machine crash) runs at most once a second and on close: once per line would serialise a 10,000-change
 apply on the disk. Opening never truncates: the log is append-only, across runs.

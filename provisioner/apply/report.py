@@ -20,6 +20,11 @@ def advice(r: ActionResult) -> str:
     """What to do about one failed action, from Graph's answer (status first, then the message's words)."""
     status = r.http_status
     text = f"{r.code or ''} {r.message or ''}".lower()
+    if r.action.type == "setUsageLocation" and status == 400:
+        return (
+            f"Check usageLocation for {r.action.upn} in the manifest: Graph takes a two-letter ISO 3166 country "
+            f"code. {_RERUN}"
+        )
     if r.action.type == "assignLicenses" and "usage location" in text:
         return f"Set usageLocation for {r.action.upn} in the manifest (or the tenant). {_RERUN}"
     if "seat" in text or "insufficient" in text or "countviolation" in text or "available" in text:
@@ -78,7 +83,7 @@ def render_text(result: ApplyResult) -> str:
     skipped = [r for r in result.skipped if r.action.depends_on and "depends on" in (r.message or "")]
     if skipped:
         lines.append("")
-        lines.append(f"Skipped because an earlier change of the same user failed ({len(skipped)}):")
+        lines.append(f"Skipped because a change they depend on failed ({len(skipped)}):")
         for r in skipped:
             lines.append(f"  - {r.action.upn}: {r.what}")
     return "\n".join(lines) + "\n"

@@ -251,7 +251,7 @@ def test_partial_failure_exit_1_names_user_change_graph_answer_and_advice(tmp_pa
     )
     assert "request-id: rid-bob-loc" in out
     assert "what to do: Grant the app the application permission User.ReadUpdate.All" in out
-    assert "Skipped because an earlier change of the same user failed (1):" in out
+    assert "Skipped because a change they depend on failed (1):" in out
     assert "bob@contoso.com: assignLicenses +MCOEV +MCOPSTN1" in out
     assert "error: 1 failed and 1 skipped of 4 changes on Contoso" in err
 

@@ -191,3 +191,48 @@ def test_without_a_terminal_apply_refuses_and_changes_nothing(tmp_path):
     assert "--auto-approve" in r.stderr and "Traceback" not in r.stderr
     assert "sam.new@contoso.com" in r.stdout  # the plan was shown on stdout before refusing
     assert state.read_bytes() == before
+
+
+def test_a_refused_change_fails_only_itself_and_its_dependents(tmp_path, capsys):
+    """Through the real writer: Graph refuses one change (400); the change depending on it is skipped, never
+    sent; the other users' changes go through; the summary names the failure with Graph's answer."""
+    from provisioner.model.plan import Action, LicenseRef, Plan
+
+    state = copy_tenant(tmp_path)
+    doc = json.loads(state.read_text())
+    sam, robin, kim = (user_named(doc, f"{n}@contoso.com") for n in ("sam.new", "robin.new", "kim.us"))
+    ev = LicenseRef("e43b5b99-8dfb-405f-9987-dc307f34bcbd", "MCOEV")
+    plan = Plan(
+        tenant_id=doc["tenant"]["id"],
+        tenant_name=doc["tenant"]["displayName"],
+        fingerprint="hand-made",
+        actions=(
+            Action("a1", "setUsageLocation", sam["id"], sam["userPrincipalName"], None, "XX"),
+            Action(
+                "a2", "assignLicenses", sam["id"], sam["userPrincipalName"], add=(ev,), depends_on=("a1",)
+            ),
+            Action("a3", "setUsageLocation", robin["id"], robin["userPrincipalName"], None, "GB"),
+            Action("a4", "assignLicenses", kim["id"], kim["userPrincipalName"], add=(ev,)),
+        ),
+    )
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(plan.to_dict()))
+    audit = tmp_path / "audit.jsonl"
+    rc = main(["apply", str(plan_file), "--tenant", f"emulator:{state}", "--audit-log", str(audit)])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "error: 1 failed and 1 skipped of 4 changes on Contoso" in err
+    assert "4 changes, 2 succeeded, 1 failed, 1 skipped" in out
+    assert "  - sam.new@contoso.com: set usage location (none) → XX" in out
+    assert "Graph: HTTP 400 " in out and "usageLocation" in out and "request-id: " in out
+    assert "sam.new@contoso.com: assignLicenses +MCOEV" in out.split("Skipped because")[1]
+    assert "what to do: Check usageLocation for sam.new@contoso.com in the manifest" in out
+    after = {u["userPrincipalName"]: u for u in json.loads(state.read_text())["users"]}
+    assert after["sam.new@contoso.com"]["usageLocation"] is None
+    assert after["sam.new@contoso.com"]["assignedLicenses"] == []
+    assert after["robin.new@contoso.com"]["usageLocation"] == "GB"
+    assert ev.sku_id in {x["skuId"] for x in after["kim.us@contoso.com"]["assignedLicenses"]}
+    records = {r["action"]["id"]: r for r in map(json.loads, audit.read_text().splitlines())}
+    assert {k: r["outcome"] for k, r in records.items()} == {
+        "a1": "failed", "a2": "skipped", "a3": "succeeded", "a4": "succeeded",
+    }  # fmt: skip
+    assert records["a1"]["httpStatus"] == 400 and records["a1"]["requestId"]
