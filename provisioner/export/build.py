@@ -273,12 +273,11 @@ def _is_payg(calling_plan: str | None, plans: list[str], kinds: Mapping[str, tup
 
 
 def _most_common_location(entries: Iterable[ExportEntry]) -> str | None:
-    """The most common usage location (ties: alphabetical), or None when some entry has none to inherit."""
-    counts: Counter[str] = Counter()
-    for e in entries:
-        if e.usage_location is None:
-            return None  # a default would fill in a location this user does not have: a change
-        counts[e.usage_location] += 1
+    """The most common usage location of the entries (ties: alphabetical), None when none has one.
+
+    Entries without a location are written as `usageLocation: null`, so the default does not fill it in.
+    """
+    counts = Counter(e.usage_location for e in entries if e.usage_location is not None)
     if not counts:
         return None
     return min(counts, key=lambda c: (-counts[c], c))

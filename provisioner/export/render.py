@@ -69,7 +69,9 @@ def render_manifest(export: Export, *, country: str | None = None, split: bool =
 def _entry_lines(entry: ExportEntry, default_location: str | None) -> list[str]:
     out = [f"  # {note}" for note in entry.notes]
     out.append(f"  - upn: {scalar(entry.upn)}")
-    if entry.usage_location is not None and entry.usage_location != default_location:
+    if entry.usage_location is None and default_location is not None:
+        out.append("    usageLocation: null  # none in the tenant: not managed (the default does not apply)")
+    elif entry.usage_location is not None and entry.usage_location != default_location:
         out.append(f"    usageLocation: {scalar(entry.usage_location)}")
     if entry.phone_system is not None:
         out.append(f"    phoneSystem: {scalar(entry.phone_system)}")

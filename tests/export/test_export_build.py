@@ -180,12 +180,13 @@ def test_unexpressible_states_are_left_unmanaged_with_a_note() -> None:
     exp = build_export(obs, load_catalog())
     text = render_manifest(exp)
     assert entries_by_upn(text) == {
-        "dup@contoso.com": {"phoneSystem": True},
-        "grp@contoso.com": {"usageLocation": "US", "phoneSystem": True},
-        "two@contoso.com": {"usageLocation": "US", "phoneSystem": True},
+        "dup@contoso.com": {"usageLocation": None, "phoneSystem": True},
+        "grp@contoso.com": {"phoneSystem": True},
+        "two@contoso.com": {"phoneSystem": True},
     }
-    assert exp.default_usage_location is None  # a default would give dup@ a location it does not have
-    assert "defaults:" not in text
+    # dup@ has no location: `null` keeps the default from giving it one (omitted would mean "use US")
+    assert exp.default_usage_location == "US"
+    assert "  - upn: dup@contoso.com\n    usageLocation: null  # none in the tenant: not managed" in text
     assert "# holds several Calling Plans directly (MCOPSTN1, MCOPSTN2): callingPlan left unmanaged" in text
     assert "# Calling Plan from a group: MCOPSTN1 from group g1" in text
     assert "# account disabled" in text

@@ -158,7 +158,8 @@ def test_tricky_tenant_round_trip(tmp_path: Path, split: bool) -> None:
     assert "holds several Calling Plans directly (MCOPSTN1, MCOPSTN2)" in text
     assert users["legacy.gb@contoso.com"]["callingPlan"] == "sku:MCOPSTN5"
     assert users["alice.gb@contoso.com"]["callingPlan"] == "sku:MCOPSTN_5"  # two SKUs offer domestic-120 now
-    assert "usageLocation" not in users["no.location@contoso.com"]
+    # No location: an explicit null where a default exists (single file), else simply omitted.
+    assert users["no.location@contoso.com"].get("usageLocation", "omitted") == ("omitted" if split else None)
     assert {
         k: v for k, v in users["e5.and.addon@contoso.com"].items() if k in ("phoneSystem", "callingPlan")
     } == {"phoneSystem": True, "callingPlan": "none"}
@@ -168,7 +169,7 @@ def test_tricky_tenant_round_trip(tmp_path: Path, split: bool) -> None:
         assert (folder / "no-usage-location.yaml").is_file()
     else:
         assert users["nora@contoso.com"]["usageLocation"] == "NO"
-        assert "defaults" not in yaml.safe_load(text)  # a default would give no.location@ a location
+        assert yaml.safe_load(text)["defaults"] == {"usageLocation": "US"}
 
 
 def test_post_usage_tenant_round_trip(tmp_path: Path) -> None:
