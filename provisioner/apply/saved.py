@@ -16,11 +16,17 @@ from provisioner.model.plan import Plan
 
 
 def saved_plan_path(paths: Sequence[Path]) -> Path | None:
-    """The plan file when `paths` is exactly one file holding a JSON object with `formatVersion`, else None."""
-    if len(paths) != 1 or not paths[0].is_file():
-        return None
-    doc = _json_object(paths[0])
-    return paths[0] if doc is not None and "formatVersion" in doc else None
+    """The plan file when `paths` is exactly one file holding a JSON object with `formatVersion`, else None.
+
+    A saved plan mixed with other paths is an error: apply takes one plan, or manifests, never both.
+    """
+    plans = [p for p in paths if p.is_file() and "formatVersion" in (_json_object(p) or {})]
+    if plans and len(paths) > 1:
+        raise PlanError(
+            f"{plans[0]} is a saved plan; apply takes one saved plan, or manifests, not both",
+            hint="Run `provision apply PLANFILE`, or `provision apply MANIFESTS...` to plan afresh.",
+        )
+    return plans[0] if plans else None
 
 
 def load_saved_plan(path: Path) -> Plan:
