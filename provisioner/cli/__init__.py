@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +21,15 @@ except ImportError:  # pragma: no cover - depends on the installed typer
     import click  # type: ignore[no-redef]
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT, EXIT_USAGE = 0, 1, 2, 64
+
+# typer >= 0.29 defines Abort/Exit itself (its vendored click has neither); older typer re-exports click's.
+# Resolved once here: an `except` naming a missing attribute only fails when an exception reaches it.
+_ABORT: tuple[type[BaseException], ...] = tuple(
+    {c for c in (getattr(typer, "Abort", None), getattr(click.exceptions, "Abort", None)) if c is not None}
+)
+_EXIT: tuple[type[BaseException], ...] = tuple(
+    {c for c in (getattr(typer, "Exit", None), getattr(click.exceptions, "Exit", None)) if c is not None}
+)
 
 app = typer.Typer(
     name="provision",
@@ -40,23 +49,23 @@ emulator_app = typer.Typer(
 app.add_typer(emulator_app, name="emulator")
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(StrEnum):
     text = "text"
     markdown = "markdown"
     json = "json"
 
 
-class ApplyFormat(str, Enum):
+class ApplyFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class CatalogFormat(str, Enum):
+class CatalogFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class AuthMode(str, Enum):
+class AuthMode(StrEnum):
     auto = "auto"
     secret = "secret"
     certificate = "certificate"
@@ -65,7 +74,7 @@ class AuthMode(str, Enum):
     azure_cli = "azure-cli"
 
 
-class SplitBy(str, Enum):
+class SplitBy(StrEnum):
     none = "none"
     country = "country"
 
@@ -284,11 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.UsageError as exc:
         exc.show(file=sys.stderr)
         return EXIT_USAGE
-    except click.exceptions.Abort:
+    except _ABORT:
         print("aborted.", file=sys.stderr)
         return EXIT_ERROR
-    except click.exceptions.Exit as exc:
-        return int(exc.exit_code)
+    except _EXIT as exc:
+        return int(getattr(exc, "exit_code", EXIT_ERROR))
     except click.exceptions.ClickException as exc:
         exc.show(file=sys.stderr)
         return EXIT_USAGE

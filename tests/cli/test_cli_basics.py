@@ -6,8 +6,10 @@ import subprocess
 import sys
 
 import pytest
+import typer
 
 from provisioner.cli import EXIT_USAGE, main
+from provisioner.errors import StalePlanError
 
 COMMANDS = [
     ["validate"],
@@ -68,3 +70,27 @@ def test_help_does_not_import_graph_sdks() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("raised", "code", "expected"),
+    [
+        (lambda: StalePlanError(["alice@contoso.com: usage location US -> GB"]), 1,
+         "error: the saved plan is stale: the tenant changed since it was made:\n"
+         "  - alice@contoso.com: usage location US -> GB\nNothing was changed."),
+        (lambda: RuntimeError("boom"), 1, "error: internal error (RuntimeError: boom)"),
+        (lambda: typer.Exit(3), 3, ""),
+        (lambda: typer.Abort(), 1, "aborted."),
+    ],
+)
+def test_errors_from_a_command_become_plain_lines_and_exit_codes(monkeypatch, capsys, raised, code, expected):
+    import provisioner.cli.schema as schema_module
+
+    def boom(**_: object) -> int:
+        raise raised()
+
+    monkeypatch.setattr(schema_module, "run", boom)
+    assert main(["schema"]) == code
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
