@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioner.manifest.model import API_VERSION, KIND
 from provisioner.manifest.safeyaml import Marks
 from provisioner.manifest.suggest import did_you_mean
+from provisioner.model.desired import API_VERSION, KIND
 
 Problem = tuple[int, str, str | None]  # line, message, hint
 

@@ -14,8 +14,7 @@ from typing import Any
 import yaml
 from yaml.nodes import ScalarNode
 
-from provisioner.manifest.model import API_VERSION, KIND
-from provisioner.model.desired import DesiredUser, Policy
+from provisioner.model.desired import API_VERSION, KIND, DesiredUser, Policy
 
 SCHEMA_LINE = "# yaml-language-server: $schema=./schema.json"
 _USER_KEYS = (

@@ -14,10 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
-from provisioner.model.desired import CALLING_PLAN_IDS
+from provisioner.model.desired import API_VERSION, CALLING_PLAN_IDS, KIND
 
-API_VERSION = "provisioner/v1"
-KIND = "TeamsVoiceLicensing"
+__all__ = ["API_VERSION", "KIND", "ManifestModel", "json_schema", "json_schema_text"]
 
 _CALLING_PLAN_SCHEMA: dict[str, Any] = {
     "anyOf": [

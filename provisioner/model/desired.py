@@ -12,6 +12,10 @@ from typing import Literal
 Unlisted = Literal["ignore", "remove"]
 PaygFunding = Literal["communicationsCredits", "postUsage"]
 
+# The manifest format's header values (CONTRACT §2).
+API_VERSION = "provisioner/v1"
+KIND = "TeamsVoiceLicensing"
+
 # Calling Plan ids of the manifest format (CONTRACT §2); `sku:<skuPartNumber>` is also accepted.
 CALLING_PLAN_IDS: tuple[str, ...] = ("none", "domestic", "domestic-120", "domestic-240", "international", "payg")
 

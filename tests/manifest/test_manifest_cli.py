@@ -86,3 +86,16 @@ def test_catalog_with_a_bad_override_exits_1(tmp_path: Path, capsys: pytest.Capt
     err = capsys.readouterr().err
     assert err.startswith(f"error: {bad}:4: pooled must be true or false")
     assert "Traceback" not in err
+
+
+def test_validating_does_not_import_pydantic() -> None:
+    """pydantic costs ~80 ms to import and is needed only for the schema: keep it off the validate path."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from provisioner.manifest import load_desired; "
+        f"load_desired([{str(MANIFESTS)!r}]); print('pydantic' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
