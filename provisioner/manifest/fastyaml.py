@@ -3,7 +3,7 @@
 libyaml through PyYAML costs about 60 µs per user entry here (Python objects for every event and node), too
 slow for a 100,000-user manifest. This reader handles the subset people and `provision export` write: block
 mappings and sequences, plain and simple quoted scalars, comments. It gives exactly what the safe loader
-gives (same values, same line marks for keys and items) and returns None, never an error, for anything
+gives (same values, same line marks for keys and items) and declines, never with an error, anything
 outside the subset (flow collections, anchors, aliases, tags, multi-line scalars, escapes, duplicate keys,
 odd indentation, documents markers, ...): the caller then reads the file with libyaml, which reports real
 errors with its own messages. A property test checks both readers agree.
