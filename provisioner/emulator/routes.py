@@ -10,8 +10,6 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
@@ -36,58 +34,12 @@ from provisioner.emulator.query import (
     parse_user_filter,
     read_skiptoken,
 )
+from provisioner.emulator.replies import JSON_TYPE, Reply, Stats, error_reply, json_reply
 from provisioner.emulator.rules import GraphRuleError, bad, validate_assign, validate_patch
 from provisioner.emulator.state import TenantState, User
 
-JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 MAX_BATCH = 20  # json-batching.md: "JSON batch requests are currently limited to 20 individual requests."
 STATS_KEYS = ("requests", "batches", "subRequests", "throttled", "errors", "byRoute")
-
-
-@dataclass
-class Reply:
-    status: int
-    body: bytes | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class Stats:
-    """What /_emulator/stats reports. `errors` counts every answer >= 400 other than 429 (top level and
-    sub-requests; a $batch envelope answered 200 is not an error even when some of its sub-requests are)."""
-
-    requests: int = 0
-    batches: int = 0
-    subRequests: int = 0  # the contract's spelling
-    throttled: int = 0
-    errors: int = 0
-    byRoute: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"requests": self.requests, "batches": self.batches, "subRequests": self.subRequests,
-                "throttled": self.throttled, "errors": self.errors, "byRoute": dict(sorted(self.byRoute.items()))}
-
-    def outcome(self, status: int) -> None:
-        if status == 429:
-            self.throttled += 1
-        elif status >= 400:
-            self.errors += 1
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
-
-
-def error_reply(status: int, code: str, message: str, request_id: str,
-                headers: Mapping[str, str] | None = None) -> Reply:
-    """Graph's error body: {"error": {"code", "message", "innerError": {"request-id", "date"}}}."""
-    body = {"error": {"code": code, "message": message,
-                      "innerError": {"date": _now(), "request-id": request_id}}}
-    return Reply(status, orjson.dumps(body), {"Content-Type": JSON_TYPE, **dict(headers or {})})
-
-
-def _json(obj: Any, status: int = 200) -> Reply:
-    return Reply(status, orjson.dumps(obj), {"Content-Type": JSON_TYPE})
 
 
 class Emulator:
@@ -268,11 +220,11 @@ class Emulator:
         select = parse_select(_opt(query, "select"), SKU_PROPERTIES, "microsoft.graph.subscribedSku")
         props = tuple(select) if select is not None else SKU_PROPERTIES
         value = [render.sku_json(self.state, s.sku_id, props) for s in self.state.skus]
-        return _json({"@odata.context": f"{base}/$metadata#subscribedSkus", "value": value})
+        return json_reply({"@odata.context": f"{base}/$metadata#subscribedSkus", "value": value})
 
     def organization(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
-        return _json({"@odata.context": f"{base}/$metadata#organization",
-                      "value": [render.organization_json(self.state)]})
+        return json_reply({"@odata.context": f"{base}/$metadata#organization",
+                           "value": [render.organization_json(self.state)]})
 
     # -- $batch ----------------------------------------------------------------------------------------------
 
@@ -332,7 +284,7 @@ class Emulator:
             out.append(item)
         # "responses can come back in any order": a fixed shuffle, so clients that assume order fail here
         out.sort(key=lambda it: uuid.uuid5(uuid.NAMESPACE_OID, it["id"]).hex)
-        return _json({"responses": out})
+        return json_reply({"responses": out})
 
 
 _SAFE = "$,()':@/=-._~"  # a nextLink keeps OData punctuation readable; spaces become %20
@@ -419,7 +371,7 @@ def create_app(state: TenantState, *, faults: FaultConfig | None = None,
         return _respond(reply, rid, request.headers.get("client-request-id") or rid)
 
     async def stats(request: Request) -> Response:
-        return _respond(_json(emu.stats.as_dict()), str(uuid.uuid4()), None)
+        return _respond(json_reply(emu.stats.as_dict()), str(uuid.uuid4()), None)
 
     async def stats_reset(request: Request) -> Response:
         emu.stats = Stats()

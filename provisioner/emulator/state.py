@@ -6,9 +6,7 @@ direct assignments plus group assignments that fit in the SKU's enabled seats (t
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,14 +15,10 @@ from typing import Any
 import orjson
 
 from provisioner.emulator.plans import lacks_phone_system
-from provisioner.errors import ProvisionerError
+from provisioner.emulator.statefile import StateError, need, parse_licenses, write_bytes_atomic
 
 # lastUpdatedDateTime of assignments loaded from a file (the file does not store one): fixed, so output is stable.
 LOADED_AT = "2024-01-01T00:00:00Z"
-
-
-class StateError(ProvisionerError):
-    """An emulator state file that cannot be read or does not have the CONTRACT §4 shape."""
 
 
 @dataclass(slots=True)
@@ -73,28 +67,6 @@ class Assignment:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _need(d: Any, key: str, typ: type | tuple[type, ...], where: str) -> Any:
-    if not isinstance(d, dict) or key not in d:
-        raise StateError(f"{where}: missing `{key}`")
-    value = d[key]
-    if not isinstance(value, typ):
-        raise StateError(f"{where}.{key}: expected {getattr(typ, '__name__', typ)}, got {type(value).__name__}")
-    return value
-
-
-def _licenses(items: Any, where: str) -> dict[str, list[str]]:
-    if not isinstance(items, list):
-        raise StateError(f"{where}: expected a list of {{skuId, disabledPlans}}")
-    out: dict[str, list[str]] = {}
-    for i, lic in enumerate(items):
-        sku = str(_need(lic, "skuId", str, f"{where}[{i}]")).lower()
-        plans = lic.get("disabledPlans") or []
-        if not isinstance(plans, list):
-            raise StateError(f"{where}[{i}].disabledPlans: expected a list")
-        out[sku] = [str(p).lower() for p in plans]
-    return out
 
 
 @dataclass
@@ -162,24 +134,24 @@ class TenantState:
     def from_dict(cls, d: Any) -> TenantState:
         if not isinstance(d, dict):
             raise StateError("the state file must hold a JSON object with tenant, subscribedSkus, users, groups")
-        tenant = _need(d, "tenant", dict, "state")
-        _need(tenant, "id", str, "tenant")
-        _need(tenant, "displayName", str, "tenant")
+        tenant = need(d, "tenant", dict, "state")
+        need(tenant, "id", str, "tenant")
+        need(tenant, "displayName", str, "tenant")
         domains = tenant.get("verifiedDomains") or []
         if not isinstance(domains, list):
             raise StateError("tenant.verifiedDomains: expected a list")
         tenant = {"id": tenant["id"], "displayName": tenant["displayName"], "verifiedDomains": domains}
         skus = []
-        for i, s in enumerate(_need(d, "subscribedSkus", list, "state")):
+        for i, s in enumerate(need(d, "subscribedSkus", list, "state")):
             where = f"subscribedSkus[{i}]"
-            prepaid = _need(s, "prepaidUnits", dict, where)
+            prepaid = need(s, "prepaidUnits", dict, where)
             plans = s.get("servicePlans") or []
             for j, p in enumerate(plans):
-                _need(p, "servicePlanId", str, f"{where}.servicePlans[{j}]")
-                _need(p, "servicePlanName", str, f"{where}.servicePlans[{j}]")
+                need(p, "servicePlanId", str, f"{where}.servicePlans[{j}]")
+                need(p, "servicePlanName", str, f"{where}.servicePlans[{j}]")
             skus.append(Sku(
-                sku_id=_need(s, "skuId", str, where).lower(),
-                part=_need(s, "skuPartNumber", str, where),
+                sku_id=need(s, "skuId", str, where).lower(),
+                part=need(s, "skuPartNumber", str, where),
                 status=s.get("capabilityStatus") or "Enabled",
                 applies_to=s.get("appliesTo") or "User",
                 prepaid={k: int(prepaid.get(k) or 0) for k in ("enabled", "suspended", "warning", "lockedOut")},
@@ -188,25 +160,25 @@ class TenantState:
                         "appliesTo": p.get("appliesTo") or "User"} for p in plans],
             ))
         users = []
-        for i, u in enumerate(_need(d, "users", list, "state")):
+        for i, u in enumerate(need(d, "users", list, "state")):
             where = f"users[{i}]"
             loc = u.get("usageLocation") if isinstance(u, dict) else None
             users.append(User(
-                id=_need(u, "id", str, where),
-                upn=_need(u, "userPrincipalName", str, where),
+                id=need(u, "id", str, where),
+                upn=need(u, "userPrincipalName", str, where),
                 display_name=u.get("displayName"),
                 account_enabled=bool(u.get("accountEnabled", True)),
                 usage_location=loc.upper() if isinstance(loc, str) and loc else None,
-                licenses=_licenses(u.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
+                licenses=parse_licenses(u.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
         groups = []
         for i, g in enumerate(d.get("groups") or []):
             where = f"groups[{i}]"
             groups.append(Group(
-                id=_need(g, "id", str, where),
+                id=need(g, "id", str, where),
                 display_name=g.get("displayName") or "",
-                members=[str(m) for m in _need(g, "members", list, where)],
-                licenses=_licenses(g.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
+                members=[str(m) for m in need(g, "members", list, where)],
+                licenses=parse_licenses(g.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
         state = cls(tenant=tenant, skus=skus, users=users, groups=groups)
         ids = [u.id.lower() for u in users]
@@ -430,32 +402,3 @@ class TenantState:
 
 def _lic_list(m: dict[str, list[str]]) -> list[dict[str, Any]]:
     return [{"skuId": k, "disabledPlans": list(v)} for k, v in m.items()]
-
-
-def write_json_atomic(path: str | os.PathLike[str], data: Any) -> None:
-    """Write `data` as indented JSON, atomically (see write_bytes_atomic)."""
-    write_bytes_atomic(path, orjson.dumps(data, option=orjson.OPT_INDENT_2) + b"\n")
-
-
-def write_bytes_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then os.replace it over `path` (never a torn file)."""
-    p = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=p.parent or ".", prefix=f".{p.name}.", suffix=".tmp")
-    try:
-        # mkstemp makes the file 0600: keep the mode of the file replaced, or what open() would have given
-        try:
-            mode = os.stat(p).st_mode & 0o777
-        except OSError:
-            umask = os.umask(0)
-            os.umask(umask)
-            mode = 0o666 & ~umask
-        os.chmod(tmp, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
