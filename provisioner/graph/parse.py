@@ -19,6 +19,34 @@ def _plans(items: Any) -> tuple[str, ...]:
     return tuple(sorted(_lower(p) for p in items)) if items else ()
 
 
+# Bulk reads build ~100,000 users; these two shortcuts keep that within the cost of parsing the JSON
+# (benchmarks/bench_read.py). Both yield ordinary, equal, hashable frozen dataclass instances.
+# 1. Assignments repeat endlessly (same SKU, direct, Active): one shared instance per distinct value.
+_ASSIGNMENTS: dict[tuple[Any, ...], Assignment] = {}
+_MAX_SHARED = 50_000
+
+
+def _assignment(sku: str, group: str | None, plans: tuple[str, ...], state: Any, error: Any) -> Assignment:
+    key = (sku, group, plans, state, error)
+    a = _ASSIGNMENTS.get(key)
+    if a is None:
+        a = Assignment(sku, group, plans, state, error)
+        if len(_ASSIGNMENTS) < _MAX_SHARED:
+            _ASSIGNMENTS[key] = a
+    return a
+
+
+# 2. A frozen dataclass's __init__ sets each field through object.__setattr__ (slow); filling __dict__
+#    directly is what it amounts to. Guarded by a test that compares with the normal constructor.
+_new = object.__new__
+
+
+def _user(fields: dict[str, Any]) -> User:
+    u = _new(User)
+    u.__dict__.update(fields)
+    return u
+
+
 def user_from_json(d: dict[str, Any]) -> User:
     """One Graph user. Assignments come from licenseAssignmentStates (one per source: direct when
     assignedByGroup is null, else that group, with its state and error); when Graph did not return that
@@ -29,25 +57,30 @@ def user_from_json(d: dict[str, Any]) -> User:
         for s in states:
             err = s.get("error")
             group = s.get("assignedByGroup")
+            plans = s.get("disabledPlans")
             assignments.append(
-                Assignment(
+                _assignment(
                     _lower(s.get("skuId")),
                     group.lower() if group else None,
-                    _plans(s.get("disabledPlans")),
+                    _plans(plans) if plans else (),
                     s.get("state"),
                     None if err in (None, "", "None") else err,
                 )
             )
     else:
         for a in d.get("assignedLicenses") or ():
-            assignments.append(Assignment(_lower(a.get("skuId")), None, _plans(a.get("disabledPlans"))))
-    return User(
-        id=str(d["id"]),
-        upn=str(d.get("userPrincipalName") or ""),
-        display_name=d.get("displayName"),
-        account_enabled=d.get("accountEnabled"),
-        usage_location=d.get("usageLocation") or None,
-        assignments=tuple(assignments),
+            assignments.append(
+                _assignment(_lower(a.get("skuId")), None, _plans(a.get("disabledPlans")), None, None)
+            )
+    return _user(
+        {
+            "id": str(d["id"]),
+            "upn": str(d.get("userPrincipalName") or ""),
+            "display_name": d.get("displayName"),
+            "account_enabled": d.get("accountEnabled"),
+            "usage_location": d.get("usageLocation") or None,
+            "assignments": tuple(assignments),
+        }
     )
 
 
