@@ -24,8 +24,10 @@ class Reply:
 
 @dataclass
 class Stats:
-    """What /_emulator/stats reports. `errors` counts every answer >= 400 other than 429 (top level and
-    sub-requests; a $batch envelope answered 200 is not an error even when some of its sub-requests are)."""
+    """What /_emulator/stats reports (CONTRACT §4 keys). `requests` counts top-level /v1.0 requests, `batches`
+    the $batch envelopes among them, `subRequests` their sub-requests; `throttled` every 429 and `errors` every
+    other answer >= 400, top level or sub-request (a $batch envelope answered 200 is not an error even when
+    some of its sub-requests are); `byRoute` counts top-level requests and sub-requests by route template."""
 
     requests: int = 0
     batches: int = 0

@@ -112,7 +112,7 @@ class Emulator:
         cache = self._user_cache.get(props)
         if cache is None:
             cache = self._user_cache[props] = {}
-            if len(self._user_cache) > 16:
+            if len(self._user_cache) > 8:  # ~50 MB per select on a 100k-user tenant: keep a few
                 self._user_cache.popitem(last=False)
         data = cache.get(user.id)
         if data is None:
