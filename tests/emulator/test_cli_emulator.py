@@ -102,3 +102,21 @@ def test_serve_on_a_busy_port_exits_1_with_a_hint(tmp_path: Path, capsys: pytest
         busy.close()
     err = capsys.readouterr().err
     assert f"error: cannot listen on 127.0.0.1:{port}" in err and "--port 0" in err and "Traceback" not in err
+
+
+def test_serve_passes_host_port_and_seeded_faults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import provisioner.emulator.server as server
+    from provisioner.emulator.faults import FaultConfig
+
+    seen: dict[str, object] = {}
+
+    def fake_serve(path: object, host: str, port: int, faults: FaultConfig) -> None:
+        seen.update(path=path, host=host, port=port, faults=faults)
+
+    monkeypatch.setattr(server, "serve", fake_serve)
+    args = ["emulator", "serve", str(tmp_path / "t.json"), "--host", "::1", "--port", "9", "--latency-ms", "5",
+            "--throttle-rate", "0.25", "--error-rate", "0.1", "--seed", "42"]
+    assert main(args) == 0
+    assert seen == {"path": tmp_path / "t.json", "host": "::1", "port": 9,
+                    "faults": FaultConfig(latency_ms=5, throttle_rate=0.25, error_rate=0.1, seed=42)}
+    assert main(["emulator", "serve", str(tmp_path / "t.json"), "--throttle-rate", "1.5"]) == 64  # out of range
