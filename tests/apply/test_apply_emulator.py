@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from known_bugs import CLI_MAIN_ABORT_BUG
 from served import PROVISION
 
 from provisioner.cli import main
@@ -176,9 +175,6 @@ def test_removal_limit_on_a_real_plan(tmp_path, capsys):
     assert rc == 0, capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    CLI_MAIN_ABORT_BUG, reason="provisioner.cli.main catches a class typer 0.29 lacks (reported)", strict=True
-)
 def test_without_a_terminal_apply_refuses_and_changes_nothing(tmp_path):
     state = copy_tenant(tmp_path)
     before = state.read_bytes()
