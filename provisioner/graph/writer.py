@@ -98,13 +98,15 @@ class Writer:
                 continue
             req = action_request(a)
             err = failures.from_sub_response(sub, method=req["method"], url=self.t.absolute(req["url"]))
+            tries = sched.attempts[a.id]
             if self.t.policy.is_retryable(status, idempotent=is_idempotent(a)):
-                tries = sched.attempts[a.id]
                 delay = self.t.policy.delay(tries, err.retry_after, self.t.rng)
                 if self.t.policy.may_retry(tries, delay, now - sched.first_try.get(a.id, now)):
                     self.t.log(f"{a.id}: HTTP {status}; retrying in {delay:.1f} s")
                     sched.retry_at(a.id, now + delay)
                     continue
-            plain = failures.plain_sentence(err.graph_message, skus)
-            message = f"{plain} (Graph: {err.graph_message})" if plain else err.graph_message
+                message = f"{err.graph_message} (gave up after {tries} attempt{'s' if tries != 1 else ''}). {err.hint}"
+            else:
+                plain = failures.plain_sentence(err.graph_message, skus)
+                message = f"{plain} (Graph: {err.graph_message})" if plain else err.graph_message
             sched.failed(a.id, status, err.code, message, err.request_id or rid)

@@ -201,6 +201,7 @@ GRAPH_CODES = {
     502: "BadGateway",
     503: "serviceNotAvailable",
     403: "Authorization_RequestDenied",
+    429: "TooManyRequests",
 }
 
 

@@ -143,6 +143,18 @@ def test_retry_after_is_honoured_for_sub_requests(demo_path: Path) -> None:
     assert (o.status, o.attempts) == ("succeeded", 2)
 
 
+def test_throttling_past_the_budget_fails_the_action_and_says_so(demo_path: Path) -> None:
+    state = TenantState.load(demo_path)
+    app = SubFlakyApp(
+        create_app(state), {("PATCH", f"/users/{uid(state, 'dave.us')}"): 99}, status=429, retry_after="0"
+    )
+    policy = RetryPolicy(base_delay_s=0.01, max_attempts=3)
+    with open_app(app, policy=policy) as conn:
+        (o,) = conn.execute([loc("d", state, "dave.us", "GB")])
+    assert (o.status, o.http_status, o.attempts, app.failed) == ("failed", 429, 3, 3)
+    assert o.message is not None and "(gave up after 3 attempts). Graph kept throttling" in o.message
+
+
 def test_500s_retried_only_when_safe_and_424_chains_resent(demo_path: Path) -> None:
     state = TenantState.load(demo_path)
     dave, sam = uid(state, "dave.us"), uid(state, "sam.new")
