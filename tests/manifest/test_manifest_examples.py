@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from provisioner.emulator.demo import demo_state
 from provisioner.manifest import load_desired
 
@@ -51,3 +53,33 @@ def test_every_example_passes_the_schema_model() -> None:
     for f in sorted(MANIFESTS.glob("*.yaml")):
         raw, _ = load(f)
         ManifestModel.model_validate(raw)  # raises on any schema violation
+
+
+def test_the_readme_first_command_plans_a_handful_of_meaningful_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`provision plan manifests/ --tenant emulator:demo-tenant.json`: the example manifests against the demo
+    tenant give exactly the five changes they were written for, and no error diagnostics."""
+    import json
+
+    from provisioner.cli import main
+
+    code = main(["plan", str(MANIFESTS), "--tenant", f"emulator:{tmp_path / 'demo.json'}", "--format", "json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert [d for d in plan["diagnostics"] if d["severity"] == "error"] == []
+    changes = {a["user"]["upn"]: a for a in plan["actions"]}
+    assert sorted(changes) == [
+        "dave.us@contoso.com", "felix.de@contoso.com", "isla.gb@contoso.com", "leaver.us@contoso.com", "mia.de@contoso.com",
+    ]
+
+    def parts(upn: str, key: str) -> list[str]:
+        return sorted(x["skuPartNumber"] for x in changes[upn][key])
+
+    assert parts("dave.us@contoso.com", "add") == ["MCOEV", "MCOPSTN1"]  # new Domestic user
+    assert parts("felix.de@contoso.com", "add") == ["MCOEV"]  # Direct Routing: Phone System only
+    assert parts("isla.gb@contoso.com", "add") == [
+        "MCOPSTNC", "Microsoft_Teams_Calling_Plan_pay_as_you_go_(country_zone_1)",
+    ]  # GB PAYG with credits
+    assert (parts("mia.de@contoso.com", "add"), parts("mia.de@contoso.com", "remove")) == (["MCOPSTN2"], ["MCOPSTN1"])
+    assert parts("leaver.us@contoso.com", "remove") == ["MCOEV", "MCOPSTN1"]
