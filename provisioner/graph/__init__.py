@@ -1,11 +1,15 @@
-"""Graph access: the only package that imports msgraph-sdk, azure-identity and httpx.
+"""Graph access: the only package that imports msgraph-sdk, azure-identity and httpx. Importing it is cheap:
+the SDK is loaded only when `connect()` is called.
 
-    connect(tenant, graph_url=None, auth="auto", debug=False) -> TenantConnection   (connection.py)
-        .tenant_info() .read_skus() .read(upns, managed_sku_ids) .read_users_by_id(ids)
-        .read_users_by_upn(upns) .execute(actions, parallelism=4, on_outcome=None) -> [ActionOutcome]
-    select_credential(mode, env, tenant) -> CredentialChoice                          (auth.py, pure)
+    connect(tenant, graph_url=None, auth="auto", debug=False) -> TenantConnection      connection.py
+        .tenant_info() .read_skus() .read(upns, managed_sku_ids, include_all_managed=True) -> Observed
+        .read_users_by_id(ids) .read_users_by_upn(upns)
+        .execute(actions, parallelism=4, on_outcome=None) -> [ActionOutcome]          outcome.py
+    select_credential(mode, env, tenant) -> CredentialChoice                            auth.py (pure)
 
-Importing this package is cheap: the SDK is imported only when `connect()` is called.
+Inside: reader.py / writer.py (async, through transport.py: the SDK's adapter and middleware, raw bytes
+parsed with orjson by parse.py), strategy.py (read cost model), schedule.py (write batches), retry.py
+(the one retry layer), failures.py (errors in plain words). The pure modules import no SDK.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from provisioner.graph.auth import CredentialChoice, select_credential
 from provisioner.graph.outcome import ActionOutcome
 
 if TYPE_CHECKING:
-    from provisioner.graph.connection import TenantConnection, connect
+    from provisioner.graph.connection import TenantConnection, connect, is_loopback
 
 
 def __getattr__(name: str) -> Any:
@@ -27,4 +31,11 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 
-__all__ = ["ActionOutcome", "CredentialChoice", "TenantConnection", "connect", "select_credential"]
+__all__ = [
+    "ActionOutcome",
+    "CredentialChoice",
+    "TenantConnection",
+    "connect",
+    "is_loopback",
+    "select_credential",
+]
