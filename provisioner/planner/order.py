@@ -11,7 +11,6 @@ execution that honours `dependsOn` (batched, parallel) stays within the seats, n
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -167,11 +166,14 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
     order: list[Step] = []
     cursor = dict.fromkeys(plans, 0)
     waiting: dict[str, deque[str]] = {}
-    heap: list[tuple[int, str]] = []
+    # Two FIFO queues instead of a priority heap: calls that need no seat (they only free seats, or change a
+    # location) run before calls that take one; within each queue, first come first served (deterministic:
+    # users enter in UPN order and every later step enters when the one before it ran).
+    free_first: deque[str] = deque()
+    needing: deque[str] = deque()
 
     def push(key: str) -> None:
-        step = plans[key][cursor[key]]
-        heapq.heappush(heap, (1 if step.needs else 0, key))
+        (needing if plans[key][cursor[key]].needs else free_first).append(key)
 
     def available(s: str) -> int:
         return left.get(s, 0) + len(freed.get(s, ()))
@@ -188,12 +190,12 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
     for key in sorted(plans):
         push(key)
     while True:
-        if not heap:
+        if not free_first and not needing:
             # A woken caller may have gone back to wait for another SKU, leaving a seat unused: wake more.
             if not sum(wake(s) for s in sorted(waiting)):
                 break
             continue
-        _, key = heapq.heappop(heap)
+        key = free_first.popleft() if free_first else needing.popleft()
         step = plans[key][cursor[key]]
         short = next((s for s in step.needs if available(s) < 1), None)
         if short is not None:

@@ -167,6 +167,26 @@ def user_changes(
         user = observed.users.get(key)
         if user is not None and any(a.error and a.error != "None" for a in user.assignments):
             keys.add(key)
+    # Many users share a state and a wish (same location, same licenses): build each text and state once.
+    states: dict[tuple[str | None, frozenset[str], frozenset[str]], UserState] = {}
+    wishes: dict[tuple[str | None, str | None, bool | None, bool | None], str] = {}
+
+    def state(user: User, direct: frozenset[str], location: str | None) -> UserState:
+        k = (location, direct, view.hold(user).inherited)
+        got = states.get(k)
+        if got is None:
+            got = states[k] = user_state(view, user, direct, location)
+        return got
+
+    def wish(du: DesiredUser | None) -> str:
+        if du is None:
+            return declared_text(None)
+        k = (du.usage_location, du.calling_plan, du.phone_system, du.communications_credits)
+        got = wishes.get(k)
+        if got is None:
+            got = wishes[k] = declared_text(du)
+        return got
+
     out = []
     for key in sorted(keys):
         user = observed.users[key]
@@ -174,11 +194,11 @@ def user_changes(
         du = declared.get(key)
         if t is None and du is None:
             continue
-        direct_after = view.hold(user).direct
-        loc_after = user.usage_location
+        direct_before = view.hold(user).direct
+        direct_after, loc_after = direct_before, user.usage_location
         problems = list(problems_of(view, user))
         if t is not None and t.blocked is None:
-            direct_after = (direct_after - t.remove) | t.add
+            direct_after = (direct_before - t.remove) | t.add
             loc_after = t.location_after
         elif t is not None and t.blocked:
             problems.append(t.blocked)
@@ -188,10 +208,10 @@ def user_changes(
             UserChange(
                 upn=user.upn,
                 user_id=user.id,
-                before=user_state(view, user, view.hold(user).direct, user.usage_location),
-                after=user_state(view, user, frozenset(direct_after), loc_after),
+                before=state(user, direct_before, user.usage_location),
+                after=state(user, frozenset(direct_after), loc_after),
                 source=str(du.source) if du else None,
-                declared=declared_text(du),
+                declared=wish(du),
                 problems=tuple(problems),
             )
         )

@@ -73,13 +73,22 @@ class Resolver:
 
     # -- declared users ------------------------------------------------------------------------------
 
-    def declared(self, du: DesiredUser, user: User) -> Target:
+    def declared(self, du: DesiredUser, user: User) -> Target | None:
+        """The user's target; None when nothing managed can differ (the common case in a big tenant, kept cheap)."""
+        moving = (
+            du.usage_location is not None and du.usage_location.upper() != (user.usage_location or "").upper()
+        )
+        if (
+            not moving
+            and du.calling_plan is None
+            and du.phone_system is None
+            and du.communications_credits is None
+        ):
+            return None
         t = Target(user, du)
-        if du.usage_location is not None and du.usage_location.upper() != (user.usage_location or "").upper():
-            t.location_to = du.usage_location.upper()
+        if moving:
+            t.location_to = du.usage_location.upper()  # type: ignore[union-attr]
             t.notes.append(f"usage location {user.usage_location or '(none)'} → {t.location_to}")
-        elif du.calling_plan is None and du.phone_system is None and du.communications_credits is None:
-            return t  # nothing managed differs: the common case in a big tenant, kept cheap
         view, src = self.view, str(du.source)
         country = t.location_after
         direct = self.view.hold(user).direct
