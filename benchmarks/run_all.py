@@ -85,7 +85,8 @@ def run_sibling(name: str, work: Path, quick: bool) -> str | None:
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, cwd=HERE.parent)
     body = proc.stdout.strip() or "(no output)"
     if proc.returncode:
-        body += f"\n\n(exited {proc.returncode}: {proc.stderr.strip().splitlines()[-1:] or ''})"
+        last = (proc.stderr.strip().splitlines() or [""])[-1]
+        body += f"\n\n(exit status {proc.returncode}: a target missed, or a failure; last stderr line: {last!r})"
     return body
 
 
