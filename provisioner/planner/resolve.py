@@ -91,9 +91,8 @@ class Resolver:
             t.notes.append(f"usage location {user.usage_location or '(none)'} → {t.location_to}")
         view, src = self.view, str(du.source)
         country = t.location_after
-        direct = self.view.hold(user).direct
-        held = self.view.hold(user).all
-        inh = self.view.hold(user).inherited
+        h = view.hold(user)
+        direct, held, inh = h.direct, h.direct | h.inherited, h.inherited
         managed_direct = direct & view.managed
 
         if du.phone_system is False:
@@ -142,7 +141,7 @@ class Resolver:
         # Phone System
         if du.wants_phone_system is True:
             after = (direct | t.add) - t.remove
-            if not view.gives_phone_system(user, after | self.view.hold(user).active, frozenset(t.add)):
+            if not view.gives_phone_system(user, after | h.active, frozenset(t.add)):
                 addon = view.first_of_parts([self.policy.phone_system_sku], held)
                 if addon is None:
                     self._missing(
@@ -262,7 +261,8 @@ class Resolver:
         if not t.add and not t.remove:
             return
         view, user = self.view, t.user
-        t.add -= {s for s in t.add if s in self.view.hold(user).direct and not self._needs_reassign(user, s)}
+        h = view.hold(user)
+        t.add -= {s for s in t.add if s in h.direct and not self._needs_reassign(user, s)}
         # Adds need a usage location.
         if t.add and t.location_after is None:
             if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
@@ -273,15 +273,11 @@ class Resolver:
         # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
         for sku_id in sorted(t.add):
             info = view.skus.get(sku_id)
-            if (
-                info is not None
-                and info.sku.capability_status not in ASSIGNABLE
-                and sku_id not in self.view.hold(user).direct
-            ):
+            if info is not None and info.sku.capability_status not in ASSIGNABLE and sku_id not in h.direct:
                 t.add.discard(sku_id)
                 self.inactive.setdefault(sku_id, []).append(user.upn)
         # Never remove a license the user does not hold directly (inherited ones are reported instead).
-        t.remove &= set(self.view.hold(user).direct)
+        t.remove &= h.direct
         t.remove -= t.add
         self._keep_phone_system(t, src)
         if t.add and user.account_enabled is False and t.declared is not None:
@@ -298,7 +294,8 @@ class Resolver:
 
     def _keep_phone_system(self, t: Target, src: str | None) -> None:
         view, user = self.view, t.user
-        after = (self.view.hold(user).direct - t.remove) | t.add | self.view.hold(user).active
+        h = view.hold(user)
+        after = (h.direct - t.remove) | t.add | h.active
         has_cp = not view.calling_plans.isdisjoint(after)
         if not has_cp or view.gives_phone_system(user, after, frozenset(t.add)):
             return
@@ -320,7 +317,8 @@ class Resolver:
             return
         # Adding a Calling Plan without Phone System would be refused by Graph: drop the Calling Plan add.
         t.add -= view.calling_plans
-        after = (self.view.hold(user).direct - t.remove) | t.add | self.view.hold(user).active
+        h = view.hold(user)
+        after = (h.direct - t.remove) | t.add | h.active
         stuck = not view.calling_plans.isdisjoint(after) and not view.gives_phone_system(
             user, after, frozenset(t.add)
         )
