@@ -216,11 +216,17 @@ class WriteSchedule:
         return [f for _, f in frags]
 
     def next_batches(self, now: float, slots: int) -> list[Batch]:
-        """Up to `slots` batches of ready actions (first fit, in plan order); marks them in flight."""
+        """Up to `slots` batches of ready actions; marks them in flight.
+
+        Packing is first-fit decreasing (a user's fragment is never split): longest fragments first, ties in
+        plan order, so batches come out full (≤ ceil(n/20) round trips in practice). Reordering a wave is
+        safe: everything in it is ready now, and nothing across users relies on order inside a batch.
+        """
         if slots <= 0:
             return []
         batches: list[Batch] = []
-        for frag in self._fragments(now):
+        frags = sorted(self._fragments(now), key=lambda f: (-len(f), self.index[f[0].id]))
+        for frag in frags:
             target = next((b for b in batches if len(b.actions) + len(frag) <= BATCH_SIZE), None)
             if target is None:
                 if len(batches) == slots:
@@ -229,6 +235,7 @@ class WriteSchedule:
                 batches.append(target)
             target.actions.extend(frag)
         for b in batches:
+            b.actions.sort(key=lambda a: self.index[a.id])  # plan order inside the batch (each user's stays)
             for a in b.actions:
                 self.in_flight.add(a.id)
                 self.attempts[a.id] += 1

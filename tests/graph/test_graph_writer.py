@@ -215,3 +215,23 @@ def test_many_actions_pack_20_per_batch_with_parallelism(tmp_path: Path) -> None
     assert all(o.status == "succeeded" for o in out)
     stats = emulator_stats(app)
     assert (stats["requests"], stats["subRequests"]) == (15, 300)  # ceil(300 / 20)
+
+
+def test_chained_steps_pack_into_the_minimum_of_batches(tmp_path: Path) -> None:
+    """150 users with two chained steps and 20 with three: 360 sub-requests in ceil(360 / 20) = 18 batches."""
+    state = TenantState.from_dict(synthetic_state(400, 3))
+    users = [u for u in state.users if u.usage_location][:170]
+    actions: list[Action] = []
+    for i, u in enumerate(users):
+        steps = ["NL", "DE"] if i < 150 else ["NL", "DE", "FR"]
+        prev: tuple[str, ...] = ()
+        for n, to in enumerate(steps):
+            actions.append(Action(f"u{i}-{n}", "setUsageLocation", u.id, u.upn, None, to, depends_on=prev))
+            prev = (f"u{i}-{n}",)
+    app = create_app(state)
+    with open_app(app) as conn:
+        out = conn.execute(actions, parallelism=4)
+    assert all(o.status == "succeeded" for o in out) and len(out) == 360
+    stats = emulator_stats(app)
+    assert (stats["requests"], stats["subRequests"]) == (18, 360)
+    assert {u.usage_location for u in users} == {"DE", "FR"}  # every chain ran in order
