@@ -22,6 +22,7 @@ import pytest
 
 pytest.importorskip("provisioner.emulator.routes")
 pytest.importorskip("provisioner.graph.writer")
+from provisioner.emulator.faults import FaultConfig
 from provisioner.emulator.routes import create_app
 
 from .conftest import CaseReport
@@ -147,6 +148,18 @@ def test_connection_dropped_mid_batch(workdir: Path, reference: dict[str, Any], 
     with fresh_proxy(DropMidBatch(which=(2,))) as proxy:
         converge(workdir, "drop", proxy, report, reference, must_survive_first=False)
     assert report.injected.get("connection dropped mid-batch: batches executed then dropped") == 1
+
+
+def test_emulator_seeded_faults_throughout(workdir: Path, reference: dict[str, Any], report: CaseReport) -> None:
+    """The emulator's own fault injection (what `serve --throttle-rate 0.1 --error-rate 0.05` does) on every
+    request and every sub-request, for the whole run."""
+    faults = FaultConfig(throttle_rate=0.1, error_rate=0.05, seed=5)
+    with Proxy(create_app(fresh_state(TENANT), faults=faults)) as proxy:
+        converge(workdir, "seeded", proxy, report, reference)
+        stats = proxy.app.state.emulator.stats
+        report.injected["emulator 429 answers (requests and sub-requests)"] = stats.throttled
+        report.injected["emulator 503 answers (requests and sub-requests)"] = stats.errors
+    assert stats.throttled >= 5 and stats.errors >= 2, (stats.throttled, stats.errors)
 
 
 @pytest.mark.parametrize("point", ["random time", "after write batch 1", "after write batch 3"])
