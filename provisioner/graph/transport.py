@@ -170,19 +170,21 @@ class Transport:
                 return answer
             if answer.status == 401 and self.choice is not None:
                 err = failures.from_response(
-                    answer.status, answer.headers, answer.content, method=method, url=full
+                    answer.status, answer.headers, answer.content, method=method, url=answer.url
                 )
-                raise AuthError(f"Graph rejected the token: {err.graph_message}", hint=err.hint)
+                rid = f" (request-id {err.request_id})" if err.request_id else ""
+                raise AuthError(f"Graph rejected the token: {err.graph_message}{rid}", hint=err.hint)
             if self.policy.is_retryable(answer.status, idempotent=idempotent):
                 wait = self.policy.delay(attempt, parse_retry_after(answer.headers), self.rng)
                 if self.policy.may_retry(attempt, wait, time.monotonic() - started):
                     self.log(
-                        f"{method} {failures.display_url(full)}: HTTP {answer.status}; retrying in {wait:.1f} s"
+                        f"{method} {failures.display_url(answer.url)}: HTTP {answer.status}; "
+                        f"retrying in {wait:.1f} s"
                     )
                     await asyncio.sleep(wait)
                     continue
             raise failures.from_response(
-                answer.status, answer.headers, answer.content, method=method, url=full
+                answer.status, answer.headers, answer.content, method=method, url=answer.url
             )
 
     async def get_json(

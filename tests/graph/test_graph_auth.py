@@ -259,3 +259,48 @@ def test_secret_never_printed_even_with_debug(
     assert "auth: client secret for app app-id-1" in out.err  # --debug says which credential
     assert SECRET not in everything
     assert e.value.__cause__ is None and e.value.__suppress_context__
+
+
+def test_graph_401_is_an_auth_error_with_the_request_id() -> None:
+    import time
+
+    from azure.core.credentials import AccessToken
+    from kiota_authentication_azure.azure_identity_authentication_provider import (
+        AzureIdentityAuthenticationProvider,
+    )
+
+    from provisioner.graph.transport import Transport, make_client
+
+    class Cred:
+        async def get_token(self, *scopes: str, **kw: Any) -> AccessToken:
+            return AccessToken("expired-token", int(time.time()) + 3600)
+
+        async def close(self) -> None:
+            pass
+
+    def graph(request: httpx.Request) -> httpx.Response:
+        body = {"error": {"code": "InvalidAuthenticationToken", "message": "Access token has expired or is not yet valid.",
+                          "innerError": {"request-id": "rid-401"}}}  # fmt: skip
+        return httpx.Response(401, json=body)
+
+    choice = select_credential("secret", {**BASE, "AZURE_CLIENT_SECRET": SECRET}, T)
+
+    async def run() -> None:
+        provider = AzureIdentityAuthenticationProvider(
+            Cred(), scopes=["https://graph.microsoft.com/.default"]
+        )
+        client = make_client(
+            "https://graph.test/v1.0", transport=httpx.MockTransport(graph), auth_provider=provider
+        )
+        t = Transport(client, "https://graph.test/v1.0", credential=Cred(), choice=choice)
+        try:
+            await t.get_json("/organization")
+        finally:
+            await t.close()
+
+    with pytest.raises(AuthError) as e:
+        asyncio.run(run())
+    assert str(e.value).startswith(
+        "Graph rejected the token: Access token has expired or is not yet valid. (request-id rid-401)"
+    )
+    assert "AZURE_TENANT_ID / AZURE_CLIENT_ID" in str(e.value)
