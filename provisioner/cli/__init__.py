@@ -265,6 +265,9 @@ def emulator_serve(
         float, typer.Option("--error-rate", min=0.0, max=1.0, help="Share of requests answered 503.")
     ] = 0.0,
     seed: Annotated[int, typer.Option("--seed", help="Seed for the fault injection.")] = 0,
+    retry_after: Annotated[
+        int, typer.Option("--retry-after", min=0, help="Seconds in the Retry-After header of injected 429s.")
+    ] = 1,
 ) -> int:
     """Serve the emulated tenant over HTTP until interrupted.
 
@@ -280,6 +283,7 @@ def emulator_serve(
         throttle_rate=throttle_rate,
         error_rate=error_rate,
         seed=seed,
+        retry_after=retry_after,
     )
 
 

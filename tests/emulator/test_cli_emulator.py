@@ -120,3 +120,14 @@ def test_serve_passes_host_port_and_seeded_faults(tmp_path: Path, monkeypatch: p
     assert seen == {"path": tmp_path / "t.json", "host": "::1", "port": 9,
                     "faults": FaultConfig(latency_ms=5, throttle_rate=0.25, error_rate=0.1, seed=42)}
     assert main(["emulator", "serve", str(tmp_path / "t.json"), "--throttle-rate", "1.5"]) == 64  # out of range
+
+
+def test_serve_retry_after_sets_the_header_of_injected_429s(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import provisioner.emulator.server as server
+    from provisioner.emulator.faults import FaultConfig
+
+    seen: list[FaultConfig] = []
+    monkeypatch.setattr(server, "serve", lambda path, host, port, faults: seen.append(faults))
+    assert main(["emulator", "serve", str(tmp_path / "t.json"), "--throttle-rate", "1", "--retry-after", "0"]) == 0
+    assert seen == [FaultConfig(throttle_rate=1.0, retry_after_s=0)]
+    assert main(["emulator", "serve", str(tmp_path / "t.json"), "--retry-after", "-1"]) == 64
