@@ -20,8 +20,6 @@ from typing import Any
 
 import pytest
 
-pytest.importorskip("provisioner.emulator.routes")
-pytest.importorskip("provisioner.graph.writer")
 from provisioner.emulator.faults import FaultConfig
 from provisioner.emulator.routes import create_app
 

@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-routes = pytest.importorskip("provisioner.emulator.routes")
-from provisioner.emulator.demo import SKUS, demo_state  # noqa: E402
-from provisioner.emulator.state import TenantState  # noqa: E402
+from provisioner.emulator import routes
+from provisioner.emulator.demo import SKUS, demo_state
+from provisioner.emulator.state import TenantState
 
 FUZZ = settings(max_examples=150, deadline=timedelta(seconds=2), derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])

@@ -20,9 +20,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-loader = pytest.importorskip("provisioner.manifest.loader")
-from provisioner.errors import ManifestError  # noqa: E402
-from provisioner.manifest import safeyaml  # noqa: E402
+from provisioner.errors import ManifestError
+from provisioner.manifest import loader, safeyaml
 
 pytestmark = pytest.mark.timeout(120)
 
