@@ -74,8 +74,8 @@ def plan(
     resolver = Resolver(view, desired.policy, diags)
     declared = desired.by_key()
     targets: list[Target] = []
-    for key in sorted(declared):
-        du = declared[key]
+    for du in desired.users:  # sorted by key (Desired's invariant)
+        key = du.key
         user = observed.users.get(key)
         if user is None:
             diags.append(Diagnostic("error", "user-not-found", msg.user_not_found(), du.upn, str(du.source)))
@@ -97,7 +97,14 @@ def plan(
     actions = _actions(sched.steps, view)
     diags += _seat_diagnostics(view, sched)
     diags += _subscription_diagnostics(view, sched, resolver.inactive)
-    diags += _assignment_error_diagnostics(view, observed, declared)
+    # Declared users Graph shows an assignment error for (CountViolation, ...): the drift view's "broken".
+    errored = {
+        key
+        for key in declared
+        if (u := observed.users.get(key)) is not None
+        and any(a.error and a.error != "None" for a in u.assignments)
+    }
+    diags += _assignment_error_diagnostics(view, observed, declared, errored)
     planned = {t.key: t for t in targets}
     pools = report.pools(view, observed, planned)
     diags += _split_pool_diagnostics(view, pools)
@@ -119,7 +126,7 @@ def plan(
         diagnostics=tuple(diags),
         seats=report.seat_lines(view, sched),
         pools=pools,
-        users=report.user_changes(view, targets, observed, declared, flagged),
+        users=report.user_changes(view, targets, observed, declared, flagged | errored),
         max_removals=desired.policy.max_removals,
         user_preconditions=report.user_preconditions(view, targets),
         seat_preconditions=report.seat_preconditions(view, sched),
@@ -161,7 +168,9 @@ def _actions(steps: list[Step], view: TenantView) -> tuple[Action, ...]:
     known = {s: LicenseRef(s, info.part) for s, info in view.skus.items()}  # shared: frozen, and few distinct
 
     def refs(skus: tuple[str, ...]) -> tuple[LicenseRef, ...]:
-        return tuple(known.get(s) or LicenseRef(s, view.part(s)) for s in skus)
+        if not skus:
+            return ()
+        return tuple([known[s] if s in known else LicenseRef(s, view.part(s)) for s in skus])
 
     out = []
     for st in steps:
@@ -251,13 +260,16 @@ def _subscription_diagnostics(
     return out
 
 
-def _assignment_error_diagnostics(view: TenantView, observed: Observed, declared: dict) -> list[Diagnostic]:  # type: ignore[type-arg]
-    """Group assignments Graph marks in error (CountViolation, ...) for declared users: the drift view's "broken"."""
+def _assignment_error_diagnostics(
+    view: TenantView,
+    observed: Observed,
+    declared: dict,
+    errored: set[str],  # type: ignore[type-arg]
+) -> list[Diagnostic]:
+    """Group assignments Graph marks in error (CountViolation, ...) for declared users, on managed SKUs."""
     out = []
-    for key in sorted(declared):
-        user = observed.users.get(key)
-        if user is None:
-            continue
+    for key in sorted(errored):
+        user = observed.users[key]
         for a in user.assignments:
             if a.error and a.error != "None" and a.sku_id in view.managed:
                 source = f"group '{view.group_name(a.by_group)}'" if a.by_group else "its direct assignment"

@@ -104,9 +104,11 @@ def pending_group_seats(observed: Observed, view: TenantView) -> dict[str, int]:
     """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
     out: dict[str, int] = {}
     for user in observed.users.values():
-        waiting = {
-            a.sku_id for a in user.assignments if a.by_group is not None and a.error == "CountViolation"
-        }
+        waiting = None
+        for a in user.assignments:  # a plain loop: this runs for every user of the tenant
+            if a.error == "CountViolation" and a.by_group is not None:
+                waiting = waiting or set()
+                waiting.add(a.sku_id)
         if not waiting:
             continue
         h = view.hold(user)
@@ -133,9 +135,13 @@ def schedule(targets: list[Target], view: TenantView, observed: Observed) -> Sch
     blocked: list[Target] = []
     run = first
     while run.stuck:
+        # Users stuck at their first call changed nothing in the run: dropping them changes no one else.
+        replan = any(st.position >= 0 for key in run.stuck for st in plans[key])
         for key in sorted(run.stuck):
             blocked.append(plans[key][0].target)
             del plans[key]
+        if not replan:
+            break
         run = _run(plans, initial, pending)
     return _result(run, blocked, initial, problems)
 

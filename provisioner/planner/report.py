@@ -160,13 +160,9 @@ def user_changes(
     declared: dict[str, DesiredUser],
     flagged: set[str],
 ) -> tuple[UserChange, ...]:
-    """The per-user view: users with changes, blocked changes, assignment errors, or diagnostics."""
+    """The per-user view: users with changes or blocked changes, and the `flagged` ones (diagnostics, errors)."""
     by_key = {t.key: t for t in targets if t.changes}
     keys = set(by_key) | {k for k in flagged if k in observed.users}
-    for key in declared:
-        user = observed.users.get(key)
-        if user is not None and any(a.error and a.error != "None" for a in user.assignments):
-            keys.add(key)
     # Many users share a state and a wish (same location, same licenses): build each text and state once.
     states: dict[tuple[str | None, frozenset[str], frozenset[str]], UserState] = {}
     wishes: dict[tuple[str | None, str | None, bool | None, bool | None], str] = {}

@@ -27,10 +27,10 @@ class Target:
     remove: set[str] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)  # reason fragments, display only
     blocked: str | None = None  # set by ordering when no seat order exists for this user
+    key: str = ""  # the user's lower-case UPN (set on creation: read often, by sorting and ordering)
 
-    @property
-    def key(self) -> str:
-        return self.user.key
+    def __post_init__(self) -> None:
+        self.key = self.user.upn.lower()
 
     @property
     def location_after(self) -> str | None:
