@@ -176,10 +176,6 @@ class WriteSchedule:
         self.in_flight.discard(action_id)
         self.attempts[action_id] = max(0, self.attempts[action_id] - 1)
 
-    def dependencies_ok(self, action_id: str) -> bool:
-        a = self.actions[self.index[action_id]]
-        return all(self._status(d) == "succeeded" for d in a.depends_on if d in self.index)
-
     def _status(self, action_id: str) -> str | None:
         o = self.final.get(action_id)
         return o.status if o else None

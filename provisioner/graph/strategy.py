@@ -10,7 +10,7 @@ Graph pages a query only sequentially (@odata.nextLink), so the cost that matter
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -126,7 +126,3 @@ def choose(
     if strategy == "filtered" and not (include_all_managed and n_sku_filters):
         strategy = "lookup"
     return ReadChoice(strategy, int(filtered), int(scan) if scan != math.inf else -1)
-
-
-def chunks(items: Sequence[str], size: int) -> list[list[str]]:
-    return [list(items[i : i + size]) for i in range(0, len(items), size)]
