@@ -7,17 +7,13 @@ import sys
 from pathlib import Path
 
 from provisioner.catalog import Catalog
-from provisioner.errors import CatalogError
 
 
 def run(format: str = "text", catalog: Path | str | None = None) -> int:
+    """Print the catalog; a bad override raises CatalogError (the CLI prints it and exits 1)."""
     from provisioner.catalog import load_catalog
 
-    try:
-        cat = load_catalog(catalog)
-    except CatalogError as exc:  # printed here in the CLI's `error: ...` form (see validate.py)
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    cat = load_catalog(catalog)
     if format == "json":
         sys.stdout.write(json.dumps(cat.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     else:
