@@ -72,8 +72,9 @@ class Batch:
 class WriteSchedule:
     """Tracks every action from pending to its one final ActionOutcome.
 
-    Call `next_batches(now, slots)` for work, `sent(...)` is implicit in it, then `succeeded` / `failed` /
-    `retry_at` / `requeue` per sub-response. `outcomes()` are final; `done` when every action has one.
+    `next_batches(now, slots)` hands out work (and marks it in flight); the writer then reports each
+    sub-response with `succeeded` / `failed` / `retry_at` / `requeue`. New final outcomes come from
+    `take_new_outcomes()`; `done` when every action has one.
     """
 
     def __init__(self, actions: Sequence[Action]) -> None:
