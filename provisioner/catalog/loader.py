@@ -99,6 +99,13 @@ class _File:
         if not isinstance(raw, dict):
             self.problem(self.marks.container_line(raw) or 1, "a catalog file is a mapping (plans:, phoneSystemAddons:, ...)")
             self._raise()
+        if "apiVersion" in raw and "kind" in raw:
+            self.problem(
+                self.marks.key_line(raw, "apiVersion"),
+                "this is a manifest, not a catalog file",
+                "name manifests as PATH arguments; --catalog takes a catalog override (plans:, ...)",
+            )
+            self._raise()
         self._keys(raw, _TOP_KEYS, "catalog")
         for key in ("phoneSystemPlanPrefix",):
             if key in raw and not (isinstance(raw[key], str) and raw[key]):

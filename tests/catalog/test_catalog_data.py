@@ -146,3 +146,14 @@ def test_every_known_sku_id_belongs_to_a_managed_part_number() -> None:
     managed = {p.upper() for p in CAT.all_calling_plan_part_numbers()}
     managed |= {p.upper() for p in (*CAT.phone_system_addons, *CAT.communications_credits)}
     assert {p.upper() for p in CAT.known_sku_ids} <= managed
+
+
+def test_a_manifest_given_as_catalog_says_so(tmp_path: Path) -> None:
+    f = tmp_path / "m.yaml"
+    f.write_text("apiVersion: provisioner/v1\nkind: TeamsVoiceLicensing\nusers: []\n")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(f)
+    assert str(info.value).splitlines()[0] == (
+        f"{f}:1: this is a manifest, not a catalog file — name manifests as PATH arguments; --catalog takes a "
+        "catalog override (plans:, ...)"
+    )
