@@ -164,13 +164,17 @@ class UserState:
     usage_location: str | None
     licenses: tuple[str, ...]  # managed part numbers held directly, sorted
     inherited: tuple[str, ...] = ()  # managed part numbers held through groups, sorted
+    # Unmanaged licenses that give this user Phone System (suites such as SPE_E5), sorted: why no add-on is needed.
+    phone_system_from: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"usageLocation": self.usage_location, "licenses": list(self.licenses), "inherited": list(self.inherited)}
+        return {"usageLocation": self.usage_location, "licenses": list(self.licenses), "inherited": list(self.inherited),
+                "phoneSystemFrom": list(self.phone_system_from)}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserState:
-        return cls(d.get("usageLocation"), tuple(d.get("licenses", [])), tuple(d.get("inherited", [])))
+        return cls(d.get("usageLocation"), tuple(d.get("licenses", [])), tuple(d.get("inherited", [])),
+                   tuple(d.get("phoneSystemFrom", [])))  # fmt: skip
 
 
 @dataclass(frozen=True)

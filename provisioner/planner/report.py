@@ -113,12 +113,21 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
 
 
 def user_state(view: TenantView, user: User, direct: frozenset[str], location: str | None) -> UserState:
-    inh = view.hold(user).inherited & view.managed
+    h = view.hold(user)
+    inh = h.inherited & view.managed
     part = view.part
+    # Suites the tool never touches that give Phone System here (E5): the drift view says where it comes from.
+    suites = (direct | h.active) & view.phone_system_skus
+    suites = (
+        frozenset(s for s in suites - view.managed if view.gives_phone_system(user, {s}))
+        if suites
+        else suites
+    )
     return UserState(
         location,
         tuple(sorted([part(s) for s in direct & view.managed])),
         tuple(sorted([part(s) for s in inh])) if inh else (),
+        tuple(sorted([part(s) for s in suites])) if suites else (),
     )
 
 
@@ -164,11 +173,13 @@ def user_changes(
     by_key = {t.key: t for t in targets if t.changes}
     keys = set(by_key) | {k for k in flagged if k in observed.users}
     # Many users share a state and a wish (same location, same licenses): build each text and state once.
-    states: dict[tuple[str | None, frozenset[str], frozenset[str]], UserState] = {}
+    states: dict[tuple[object, ...], UserState] = {}
     wishes: dict[tuple[str | None, str | None, bool | None, bool | None], str] = {}
 
     def state(user: User, direct: frozenset[str], location: str | None) -> UserState:
-        k = (location, direct, view.hold(user).inherited)
+        ps = view.phone_system_skus
+        k = (location, direct, view.hold(user).inherited,
+             tuple((a.sku_id, a.by_group, a.state, a.disabled_plans) for a in user.assignments if a.sku_id in ps))  # fmt: skip
         got = states.get(k)
         if got is None:
             got = states[k] = user_state(view, user, direct, location)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from provisioner.model.plan import Diagnostic, Plan, UserChange
+from provisioner.model.plan import Diagnostic, Plan, UserChange, UserState
 
 
 @dataclass(frozen=True)
@@ -48,9 +48,14 @@ class PlanView:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _state(licenses: tuple[str, ...], inherited: tuple[str, ...], location: str | None) -> str:
-    parts = list(licenses) + [f"{p} (group)" for p in inherited]
-    return f"{location or 'no location'}: " + (", ".join(parts) if parts else "no managed licenses")
+def _state(state: UserState) -> str:
+    parts = list(state.licenses) + [f"{p} (group)" for p in state.inherited]
+    text = f"{state.usage_location or 'no location'}: " + (
+        ", ".join(parts) if parts else "no managed licenses"
+    )
+    if state.phone_system_from:
+        text += f" (Phone System from {', '.join(state.phone_system_from)})"
+    return text
 
 
 def summary_line(plan: Plan) -> str:
@@ -104,8 +109,8 @@ def user_views(plan: Plan) -> list[UserView]:
                 symbol=symbol,
                 lines=tuple(lines),
                 declared=(uc.declared or "") if uc else "",
-                has=_state(uc.before.licenses, uc.before.inherited, uc.before.usage_location) if uc else "",
-                after=_state(uc.after.licenses, uc.after.inherited, uc.after.usage_location) if uc else "",
+                has=_state(uc.before) if uc else "",
+                after=_state(uc.after) if uc else "",
                 broken="; ".join(problems),
                 source=(uc.source or "") if uc else "",
             )

@@ -87,12 +87,17 @@ def test_new_hire_gets_location_then_phone_system_and_calling_plan_in_one_call()
 def test_e5_provides_phone_system_so_only_the_calling_plan_is_added() -> None:
     p = run(tenant_state(SEATS, [("eve", "US", (E5,))]), [{"upn": "eve@contoso.com", "cp": "domestic"}])
     assert steps(p) == ["eve: +MCOPSTN1"]
+    (u,) = p.users
+    assert u.before.phone_system_from == ("SPE_E5",) and u.after.licenses == ("MCOPSTN1",)
 
 
 def test_e5_with_phone_system_disabled_gets_the_add_on() -> None:
     state = tenant_state(SEATS, [("pat", "US", (E5,))], disabled={("pat", E5): ("MCOEV",)})
     p = run(state, [{"upn": "pat@contoso.com", "cp": "domestic"}])
     assert steps(p) == ["pat: +MCOEV +MCOPSTN1"]
+    assert (
+        p.users[0].before.phone_system_from == ()
+    )  # E5's Phone System plan is disabled: it provides nothing
 
 
 def test_plan_swap_is_one_call_with_add_and_remove() -> None:
