@@ -40,15 +40,8 @@ def test_served_emulator_with_faults_reads_and_writes(tmp_path: Path) -> None:
         Action(f"a{i}", "setUsageLocation", u.id, u.upn, u.usage_location, "JP")
         for i, u in enumerate(targets)
     ]
-    policy = RetryPolicy(budget_s=60)
-    args = (
-        "--throttle-rate",
-        "0.1",
-        "--error-rate",
-        "0.05",
-        "--seed",
-        "5",
-    )  # Retry-After is 1 s: keep it short
+    policy = RetryPolicy(base_delay_s=0.05, max_delay_s=0.2, budget_s=60)
+    args = ["--throttle-rate", "0.25", "--error-rate", "0.1", "--seed", "5", "--retry-after", "0"]
     with served_emulator(path, *args) as url, connect(None, graph_url=url, policy=policy) as conn:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1.0")
         got = conn.read(named, voice)
