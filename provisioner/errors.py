@@ -52,7 +52,7 @@ class ManifestError(ProvisionerError):
         self.issues = sorted(issues, key=lambda i: (i.file, i.line, i.message))
         n = len(self.issues)
         text = "\n".join(str(i) for i in self.issues)
-        super().__init__(f"{text}\n{n} error{'s' if n != 1 else ''} in manifests; nothing was planned.")
+        super().__init__(f"{text}\n{n} error{'s' if n != 1 else ''} in manifests; nothing was changed. Fix them and run the command again.")
 
 
 class CatalogError(ProvisionerError):

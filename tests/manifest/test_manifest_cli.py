@@ -31,7 +31,7 @@ def test_validate_bad_exits_1_with_every_problem_and_no_traceback(tmp_path: Path
         f"error: {f}:5: usageLocation 'UK' is not an ISO 3166-1 alpha-2 country code — did you mean 'GB'? Use ISO 3166-1 alpha-2 codes",
         f"{f}:7: unknown callingPlan 'domestik' — did you mean 'domestic'? (use one of none, domestic, domestic-120, "
         "domestic-240, international, payg or sku:<skuPartNumber>)",
-        "2 errors in manifests; nothing was planned.",
+        "2 errors in manifests; nothing was changed. Fix them and run the command again.",
     ]
 
 
@@ -51,7 +51,7 @@ def test_validate_with_a_catalog_override(tmp_path: Path, capsys: pytest.Capture
 
 def test_validate_a_missing_path_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["validate", str(tmp_path / "nope")]) == 1
-    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such file or folder — check the path\n1 error in manifests; nothing was planned.\n"
+    assert capsys.readouterr().err == f"error: {tmp_path / 'nope'}: no such file or folder — check the path\n1 error in manifests; nothing was changed. Fix them and run the command again.\n"
 
 
 def test_schema_prints_the_json_schema(capsys: pytest.CaptureFixture[str]) -> None:

@@ -335,7 +335,7 @@ def test_error_text_lists_every_issue_and_a_count(tmp_path: Path) -> None:
     lines = str(info.value).splitlines()
     assert lines[0].startswith(f"{f}:5: unknown callingPlan 'x'")
     assert lines[1].startswith(f"{f}:6: upn 'b' is not a user principal name")
-    assert lines[2] == "2 errors in manifests; nothing was planned."
+    assert lines[2] == "2 errors in manifests; nothing was changed. Fix them and run the command again."
 
 
 def test_a_systematic_mistake_in_a_big_file_is_capped(tmp_path: Path) -> None:
