@@ -14,7 +14,7 @@ Rules (CONTRACT §3, issue 4):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,7 @@ class WriteSchedule:
         self._new: list[ActionOutcome] = []
         # per user, action ids in plan order
         self.by_user: dict[str, list[str]] = {}
+        self._open_users: dict[str, None] | None = None  # users with actions not yet final, in plan order
         self.dependents: dict[str, list[str]] = {}
         for a in self.actions:
             self.by_user.setdefault(a.user_id, []).append(a.id)
@@ -193,24 +194,35 @@ class WriteSchedule:
                 return False
         return all(w in self.final or w in earlier_in_batch for w in self.after_removals[aid])
 
-    def _fragments(self, now: float) -> list[list[Action]]:
-        """Per user, the longest run of its next actions that can go now (≤ BATCH_SIZE), in plan order."""
-        frags: list[tuple[int, list[Action]]] = []
-        for ids in self.by_user.values():
-            todo = [i for i in ids if i not in self.final]
-            if not todo or any(i in self.in_flight for i in todo):
-                continue  # a user's actions never overtake each other
-            frag: list[Action] = []
-            taken: set[str] = set()
-            for aid in todo:
-                if len(frag) == BATCH_SIZE or not self._ready(aid, now, taken):
-                    break
-                frag.append(self.actions[self.index[aid]])
-                taken.add(aid)
-            if frag:
-                frags.append((self.index[frag[0].id], frag))
-        frags.sort(key=lambda f: f[0])
-        return [f for _, f in frags]
+    def _fragments(self, now: float) -> Iterator[list[Action]]:
+        """Per user, the longest run of its next actions that can go now (≤ BATCH_SIZE), users in plan order.
+
+        Lazy, and users whose actions are all final are dropped for good, so a call costs what it yields
+        plus the users in flight or waiting, not the whole plan (a full scan per batch is O(n²) per run).
+        """
+        if self._open_users is None:
+            self._open_users = dict.fromkeys(self.by_user)
+        finished: list[str] = []
+        try:
+            for user in self._open_users:
+                todo = [i for i in self.by_user[user] if i not in self.final]
+                if not todo:
+                    finished.append(user)
+                    continue
+                if any(i in self.in_flight for i in todo):
+                    continue  # a user's actions never overtake each other
+                frag: list[Action] = []
+                taken: set[str] = set()
+                for aid in todo:
+                    if len(frag) == BATCH_SIZE or not self._ready(aid, now, taken):
+                        break
+                    frag.append(self.actions[self.index[aid]])
+                    taken.add(aid)
+                if frag:
+                    yield frag
+        finally:
+            for user in finished:
+                del self._open_users[user]
 
     def next_batches(self, now: float, slots: int) -> list[Batch]:
         """Up to `slots` batches of ready actions; marks them in flight.
@@ -227,6 +239,8 @@ class WriteSchedule:
             target = next((b for b in batches if len(b.actions) + len(frag) <= BATCH_SIZE), None)
             if target is None:
                 if len(batches) == slots:
+                    if all(len(b.actions) == BATCH_SIZE for b in batches):
+                        break  # every slot is full: the rest waits for the next call
                     continue
                 target = Batch()
                 batches.append(target)
