@@ -13,7 +13,7 @@ from provisioner.model.desired import DesiredUser, Policy
 from provisioner.model.observed import User
 from provisioner.model.plan import Diagnostic
 from provisioner.planner import messages as msg
-from provisioner.planner.tenant import ASSIGNABLE, CALLING_PLAN, PHONE_SYSTEM, SkuInfo, TenantView
+from provisioner.planner.tenant import CALLING_PLAN, PHONE_SYSTEM, SkuInfo, TenantView
 
 
 @dataclass(slots=True)
@@ -53,13 +53,15 @@ class Resolver:
 
     # -- helpers -----------------------------------------------------------------------------------
 
-    def _diag(self, severity: str, code: str, message: str, upn: str | None, source: str | None) -> None:
-        self.diags.append(Diagnostic(severity, code, message, upn, source))  # type: ignore[arg-type]
+    def _diag(self, severity: str, code: str, message: str, upn: str | None, source: object) -> None:
+        """`source`: a Source (FILE:LINE, made a string only here: most users never need it) or None."""
+        where = str(source) if source is not None else None
+        self.diags.append(Diagnostic(severity, code, message, upn, where))  # type: ignore[arg-type]
 
     def _group_names(self, user: User, sku_id: str) -> str:
         return msg.group_list([self.view.group_name(g) for g in user.inherited_from(sku_id)])
 
-    def _warn_inherited(self, user: User, sku_id: str, wish: str, source: str | None) -> None:
+    def _warn_inherited(self, user: User, sku_id: str, wish: str, source: object) -> None:
         self._diag(
             "warning",
             "inherited-license",
@@ -89,7 +91,7 @@ class Resolver:
         if moving:
             t.location_to = du.usage_location.upper()  # type: ignore[union-attr]
             t.notes.append(f"usage location {user.usage_location or '(none)'} → {t.location_to}")
-        view, src = self.view, str(du.source)
+        view, src = self.view, du.source
         country = t.location_after
         h = view.hold(user)
         direct, held, inh = h.direct, h.direct | h.inherited, h.inherited
@@ -188,7 +190,7 @@ class Resolver:
         self._finish(t, src)
         return t
 
-    def _calling_plan(self, du: DesiredUser, user: User, country: str | None, src: str) -> SkuInfo | None:
+    def _calling_plan(self, du: DesiredUser, user: User, country: str | None, src: object) -> SkuInfo | None:
         """The tenant SKU for the user's declared Calling Plan in `country`, or None with an error diagnostic."""
         view, plan_id = self.view, du.calling_plan or ""
         held = self.view.hold(user).all
@@ -239,7 +241,7 @@ class Resolver:
         after = (self.view.hold(user).all | t.add) - t.remove
         return any(self.view.plan_id(s) == "payg" for s in after)
 
-    def _missing(self, part: str, what: str, user: User, src: str | None) -> None:
+    def _missing(self, part: str, what: str, user: User, src: object) -> None:
         self._diag("error", "sku-not-in-tenant", msg.sku_missing(part, what), user.upn, src)
 
     # -- unlisted users --------------------------------------------------------------------------------
@@ -256,13 +258,14 @@ class Resolver:
 
     # -- safety ----------------------------------------------------------------------------------------
 
-    def _finish(self, t: Target, src: str | None) -> None:
+    def _finish(self, t: Target, src: object) -> None:
         """Make the target safe whatever went wrong above, so every plan keeps the contract's invariants."""
         if not t.add and not t.remove:
             return
         view, user = self.view, t.user
         h = view.hold(user)
-        t.add -= {s for s in t.add if s in h.direct and not self._needs_reassign(user, s)}
+        if not t.add.isdisjoint(h.direct):
+            t.add -= {s for s in t.add if s in h.direct and not self._needs_reassign(user, s)}
         # Adds need a usage location.
         if t.add and t.location_after is None:
             if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
@@ -271,11 +274,9 @@ class Resolver:
                 )
             t.add.clear()
         # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
-        for sku_id in sorted(t.add):
-            info = view.skus.get(sku_id)
-            if info is not None and info.sku.capability_status not in ASSIGNABLE and sku_id not in h.direct:
-                t.add.discard(sku_id)
-                self.inactive.setdefault(sku_id, []).append(user.upn)
+        for sku_id in sorted((t.add & view.unassignable) - h.direct):
+            t.add.discard(sku_id)
+            self.inactive.setdefault(sku_id, []).append(user.upn)
         # Never remove a license the user does not hold directly (inherited ones are reported instead).
         t.remove &= h.direct
         t.remove -= t.add
@@ -292,7 +293,7 @@ class Resolver:
             and not self.view.gives_phone_system(user, {sku_id})
         )
 
-    def _keep_phone_system(self, t: Target, src: str | None) -> None:
+    def _keep_phone_system(self, t: Target, src: object) -> None:
         view, user = self.view, t.user
         h = view.hold(user)
         after = (h.direct - t.remove) | t.add | h.active

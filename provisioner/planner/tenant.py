@@ -89,6 +89,10 @@ class TenantView:
             k for k, v in self.skus.items() if v.kind == CALLING_PLAN
         )
         self.credits: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind == CREDITS)
+        # Subscriptions that cannot hand out seats now (Suspended, LockedOut, Deleted): subscription-not-active.
+        self.unassignable: frozenset[str] = frozenset(
+            k for k, v in self.skus.items() if v.sku.capability_status not in ASSIGNABLE
+        )
         self._parts: dict[str, str] = {k: v.part for k, v in self.skus.items()}
         # Sort key for SKU ids wherever SKUs are listed: part number, then id (part numbers repeat).
         self.order: dict[str, tuple[str, str]] = {k: (v.part, k) for k, v in self.skus.items()}
