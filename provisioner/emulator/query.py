@@ -88,15 +88,17 @@ def parse_count(raw: str | None) -> bool:
 
 @dataclass
 class UserFilter:
-    """A parsed users $filter: OR of UPN matches and SKU matches."""
+    """A parsed users $filter: OR of id matches, UPN matches and SKU matches (all lower-cased)."""
 
     upns: set[str] = field(default_factory=set)
     skus: set[str] = field(default_factory=set)
+    ids: set[str] = field(default_factory=set)
     clauses: int = 0
     any_clauses: int = 0
 
-    def matches(self, upn: str, sku_ids: set[str] | dict[str, list[str]]) -> bool:
-        return upn.lower() in self.upns or any(s in sku_ids for s in self.skus)
+    def matches(self, upn: str, sku_ids: set[str] | dict[str, list[str]], user_id: str = "") -> bool:
+        return (upn.lower() in self.upns or user_id.lower() in self.ids
+                or any(s in sku_ids for s in self.skus))
 
 
 class _Scanner:
@@ -174,6 +176,35 @@ def _lambda(sc: _Scanner, f: UserFilter) -> None:
     f.any_clauses += 1
 
 
+def _string_value(sc: _Scanner, prop: str, kind: str) -> str:
+    if sc.peek() != "'" and prop == "id":
+        raise bad("A binary operator with incompatible types was detected. Found operand types 'Edm.String' and "
+                  f"'Edm.Guid' for operator kind '{kind}'.", "BadRequest")
+    return sc.string()
+
+
+def _eq_or_in(sc: _Scanner, f: UserFilter, prop: str) -> list[str]:
+    """`PROP eq 'v'` or `PROP in ('a','b',...)` (at most 15 values); the scanner stands after PROP."""
+    op = sc.word().lower()
+    if op == "eq":
+        f.clauses += 1
+        return [_string_value(sc, prop, "Equal")]
+    if op != "in":
+        raise bad(f"Unsupported operator '{op[:20]}' on property '{prop}' in this emulator (it supports eq and in).",
+                  "Request_UnsupportedQuery")
+    sc.eat("(")
+    values = [_string_value(sc, prop, "In")]
+    while sc.peek() == ",":
+        sc.eat(",")
+        values.append(_string_value(sc, prop, "In"))
+    sc.eat(")")
+    f.clauses += len(values)
+    if len(values) > MAX_OR_CLAUSES:  # the `in` operator is limited to 15 values (docs-contrib#1238)
+        raise bad("Too many child clauses specified in search filter expression containing 'OR' "
+                  f"operators: {len(values)}. Max allowed: {MAX_OR_CLAUSES}.", "Request_UnsupportedQuery")
+    return values
+
+
 def _clause(sc: _Scanner, f: UserFilter) -> None:
     if sc.peek() == "(":
         sc.eat("(")
@@ -187,34 +218,20 @@ def _clause(sc: _Scanner, f: UserFilter) -> None:
         return
     prop = low.split("/", 1)[0]
     if low == "userprincipalname":
-        op = sc.word().lower()
-        if op == "eq":
-            f.upns.add(sc.string().lower())
-            f.clauses += 1
-        elif op == "in":
-            sc.eat("(")
-            values = 0
-            while True:
-                f.upns.add(sc.string().lower())
-                f.clauses += 1
-                values += 1
-                if sc.peek() == ",":
-                    sc.eat(",")
-                    continue
-                break
-            sc.eat(")")
-            if values > MAX_OR_CLAUSES:  # the `in` operator is limited to 15 values (docs-contrib#1238)
-                raise bad("Too many child clauses specified in search filter expression containing 'OR' "
-                          f"operators: {values}. Max allowed: {MAX_OR_CLAUSES}.", "Request_UnsupportedQuery")
-        else:
-            raise bad(f"Unsupported operator '{op[:20]}' on property 'userPrincipalName' in this emulator "
-                      "(it supports eq and in).", "Request_UnsupportedQuery")
+        f.upns.update(v.lower() for v in _eq_or_in(sc, f, "userPrincipalName"))
+        return
+    if low == "id":
+        # user.md: id is a String (opaque, a GUID in practice) that supports $filter (eq, ne, not, in); the
+        # emulator serves eq and in. A bare GUID is an Edm.Guid literal, not a string: a type error, as for
+        # skuId the other way round.
+        f.ids.update(v.lower() for v in _eq_or_in(sc, f, "id"))
         return
     if not any(p.lower() == prop for p in USER_PROPERTIES):
         raise bad(f"Property '{name[:60]}' does not exist as a declared property or extension property.",
                   "Request_UnsupportedQuery")
-    raise bad(f"Unsupported query on property '{name[:60]}' in this emulator (it filters on userPrincipalName "
-              "eq/in and assignedLicenses/any(x:x/skuId eq GUID) joined by or).", "Request_UnsupportedQuery")
+    raise bad(f"Unsupported query on property '{name[:60]}' in this emulator (it filters on id and "
+              "userPrincipalName eq/in and assignedLicenses/any(x:x/skuId eq GUID) joined by or).",
+              "Request_UnsupportedQuery")
 
 
 def _or_list(sc: _Scanner, f: UserFilter) -> None:

@@ -129,11 +129,15 @@ class Emulator:
         st = self.state
         if flt is None:
             return st.users
-        key = (frozenset(flt.upns), frozenset(flt.skus), st.version)
+        key = (frozenset(flt.upns), frozenset(flt.skus), frozenset(flt.ids), st.version)
         hit = self._filter_cache.get(key)
         if hit is not None:
             return hit
         ids: set[str] = set()
+        for uid in flt.ids:
+            by_id = st.user_by_id.get(uid)
+            if by_id is not None:
+                ids.add(by_id.id)
         for upn in flt.upns:
             u = st.user_by_upn.get(upn)
             if u is not None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from emu_helpers import DOM, E5, EV, Client, error_of, make_client
 
@@ -85,6 +85,62 @@ def test_filter_in_is_limited_to_15_values(client: Client) -> None:
     values = ",".join(f"'u{i}@contoso.com'" for i in range(15))
     assert client.get("/v1.0/users", params={"$filter": f"userPrincipalName in ({values})"}).status_code == 200
 
+
+
+def test_filter_by_id_eq_and_in_matches_case_insensitively_in_directory_order() -> None:
+    state = demo_state()
+    client = make_client(state)
+    ids = [u["id"] for u in state["users"]]
+    r = client.get("/v1.0/users", params={"$filter": f"id eq '{ids[3]}'", "$select": "id,userPrincipalName"})
+    assert r.status_code == 200, r.text
+    assert r.json()["value"] == [{"id": ids[3], "userPrincipalName": state["users"][3]["userPrincipalName"]}]
+    ghost = "00000000-0000-4000-8000-000000000000"  # a well-formed id nobody has: simply not in the answer
+    asked = [ids[7].upper(), ghost, ids[2], "not-a-guid", ids[2]]
+    r = client.get("/v1.0/users", params={"$filter": "id in (" + ",".join(f"'{i}'" for i in asked) + ")",
+                                          "$select": "id"})
+    assert r.status_code == 200, r.text
+    assert [u["id"] for u in r.json()["value"]] == [ids[2], ids[7]]
+    # ids and UPNs in one OR list: the union, each user once
+    flt = f"id in ('{ids[0]}','{ids[1]}') or userPrincipalName eq '{state['users'][1]['userPrincipalName']}'"
+    r = client.get("/v1.0/users", params={"$filter": flt, "$select": "id"})
+    assert [u["id"] for u in r.json()["value"]] == ids[:2]
+
+
+def test_filter_by_id_follows_graph_limits_and_types(client: Client) -> None:
+    values = ",".join(f"'00000000-0000-4000-8000-{i:012d}'" for i in range(16))
+    assert error_of(client.get("/v1.0/users", params={"$filter": f"id in ({values})"})) == (
+        400, "Request_UnsupportedQuery",
+        "Too many child clauses specified in search filter expression containing 'OR' operators: 16. Max allowed: 15.")
+    fifteen = values.rsplit(",", 1)[0]
+    assert client.get("/v1.0/users", params={"$filter": f"id in ({fifteen})"}).status_code == 200
+    # 10 ids + 6 UPNs: 16 OR'ed values in all, over the limit without advanced query headers
+    upns = ",".join(f"'u{i}@contoso.com'" for i in range(6))
+    ten = ",".join(values.split(",")[:10])
+    r = client.get("/v1.0/users", params={"$filter": f"id in ({ten}) or userPrincipalName in ({upns})"})
+    assert error_of(r)[:2] == (400, "Request_UnsupportedQuery") and "16. Max allowed: 15." in error_of(r)[2]
+    # user.md: id is an Edm.String; a bare GUID literal is another type
+    r = client.get("/v1.0/users", params={"$filter": "id eq 00000000-0000-4000-8000-000000000000"})
+    assert error_of(r) == (400, "BadRequest", "A binary operator with incompatible types was detected. Found "
+                           "operand types 'Edm.String' and 'Edm.Guid' for operator kind 'Equal'.")
+    r = client.get("/v1.0/users", params={"$filter": "id in (00000000-0000-4000-8000-000000000000)"})
+    assert error_of(r)[:2] == (400, "BadRequest") and "operator kind 'In'" in error_of(r)[2]
+    r = client.get("/v1.0/users", params={"$filter": "id ne 'x'"})
+    assert error_of(r) == (400, "Request_UnsupportedQuery",
+                           "Unsupported operator 'ne' on property 'id' in this emulator (it supports eq and in).")
+    for broken in ("id in ()", "id in ('a'", "id eq", "id in ('a',)"):
+        assert error_of(client.get("/v1.0/users", params={"$filter": broken}))[0] == 400, broken
+
+
+def test_filter_by_id_inside_batch_sees_writes(client: Client) -> None:
+    first = client.get("/v1.0/users", params={"$top": "1", "$select": "id,userPrincipalName"}).json()["value"][0]
+    url = "/users?$filter=" + quote(f"id in ('{first['id']}')", safe="") + "&$select=id,usageLocation"
+    before = client.post("/v1.0/$batch", json={"requests": [{"id": "1", "method": "GET", "url": url}]})
+    assert before.json()["responses"][0]["status"] == 200
+    loc = before.json()["responses"][0]["body"]["value"][0]["usageLocation"]
+    new = "JP" if loc != "JP" else "GB"
+    assert client.patch(f"/v1.0/users/{first['id']}", json={"usageLocation": new}).status_code == 204
+    after = client.post("/v1.0/$batch", json={"requests": [{"id": "1", "method": "GET", "url": url}]})
+    assert after.json()["responses"][0]["body"]["value"] == [{"id": first["id"], "usageLocation": new}]
 
 def test_filter_by_sku_needs_advanced_query_headers(client: Client) -> None:
     flt = f"assignedLicenses/any(x:x/skuId eq {EV})"
