@@ -78,7 +78,12 @@ class TenantConnection:
         return self._run(self.reader.read(list(upns), managed_sku_ids, include_all_managed, strategy))
 
     def read_users_by_id(self, ids: Iterable[str]) -> dict[str, User]:
+        """Users by object id (`id in (...)` look-ups, 300 a round trip); ids that do not exist are absent."""
         return self._run(self.reader.users_by_id(list(ids)))
+
+    def read_stale_inputs(self, ids: Iterable[str]) -> tuple[TenantInfo, dict[str, User], tuple[Sku, ...]]:
+        """A saved plan's stale check in one go: (tenant, users by id, SKUs), ceil(ids / 300) round trips."""
+        return self._run(self.reader.stale_inputs(list(ids)))
 
     def read_users_by_upn(self, upns: Iterable[str]) -> dict[str, User]:
         return self._run(self.reader.users_by_upn(list(upns)))

@@ -126,6 +126,10 @@ class FakeConnection:
         self.reads.append(("skus", None))
         return self.skus
 
+    def read_stale_inputs(self, ids: Sequence[str]) -> tuple[TenantInfo, dict[str, User], tuple[Sku, ...]]:
+        """As the real connection: tenant, users by id and SKUs in one combined read."""
+        return self.tenant_info(), self.read_users_by_id(ids), self.read_skus()
+
     def execute(
         self, actions: Sequence[Action], *, parallelism: int = 4, on_outcome: Any = None
     ) -> list[Outcome]:

@@ -30,6 +30,21 @@ def test_upn_filters_chunk_15_distinct_sorted_and_quote() -> None:
     assert "U00" not in "".join(fs)  # lower-cased
 
 
+def test_id_filters_chunk_15_distinct_guids_lower_cased_and_sorted() -> None:
+    ids = [f"0000{i:04X}-AAAA-4000-8000-000000000000" for i in range(31)]
+    ids += [ids[0].lower(), " ", "", "not-a-guid", "0'1", "00000000-0000-0000-0000-00000000000"]
+    fs = strategy.id_filters(ids)
+    assert len(fs) == 3  # 31 distinct GUIDs (case folded) → 15 + 15 + 1; the rest are not ids
+    assert (
+        fs[0] == "id in (" + ",".join(f"'0000{i:04x}-aaaa-4000-8000-000000000000'" for i in range(15)) + ")"
+    )
+    assert fs[2] == "id in ('0000001e-aaaa-4000-8000-000000000000')"
+    assert strategy.id_filters([]) == [] and strategy.id_filters(["x"]) == []
+    # percent-encoded, as the reader sends it in a $batch sub-request URL
+    url = strategy.users_url("", filter_text=fs[2])
+    assert url.startswith("/users?$filter=id%20in%20%28%270000001e-") and " " not in url
+
+
 def test_sku_filters_split_by_encoded_length() -> None:
     ids = [f"{i:08x}-0000-0000-0000-000000000000" for i in range(40)]
     fs = strategy.sku_filters(ids, max_chars=900)

@@ -101,14 +101,54 @@ def test_forced_strategies_agree(demo_path: Path, strategy: str) -> None:
 
 def test_by_id_and_by_upn(demo_path: Path) -> None:
     local = LocalTenant(demo_path)
-    ids = [u.id for u in local.state.users[:25]] + ["00000000-0000-0000-0000-000000000000"]
+    users = local.state.users
+    ghost = "00000000-0000-0000-0000-000000000000"
+    ids = [u.id for u in users[:25]] + [ghost, "not-a-guid", users[3].id.upper()]
     with open_app(local.app) as conn:
         by_id = conn.read_users_by_id(ids)
-        by_upn = conn.read_users_by_upn([u.upn.upper() for u in local.state.users[:16]] + ["x@y.z"])
-    assert set(by_id) == set(ids[:25])
-    assert set(by_upn) == {u.upn.lower() for u in local.state.users[:16]}
+        by_upn = conn.read_users_by_upn([u.upn.upper() for u in users[:16]] + ["x@y.z"])
+    # keyed by the id as asked (an upper-cased id too); absent ids, well-formed or not, are simply absent
+    assert set(by_id) == {*ids[:25], users[3].id.upper()}
+    assert by_id[users[3].id.upper()] == by_id[users[3].id]
+    got = by_id[users[5].id]
+    assert (got.upn, got.usage_location, got.direct_sku_ids) == (
+        users[5].upn.lower(),
+        users[5].usage_location,
+        frozenset(users[5].licenses),
+    )
+    assert set(by_upn) == {u.upn.lower() for u in users[:16]}
     stats = emulator_stats(local.app)
-    assert (stats["batches"], stats["subRequests"]) == (3, 26 + 2)  # 26 GETs in 2 batches; 2 UPN filters in 1
+    # 26 distinct GUIDs: `id in (...)` 15 + 11 in 1 batch (the non-GUID is never sent); 2 UPN filters in 1
+    assert (stats["batches"], stats["subRequests"]) == (2, 2 + 2)
+    assert stats["byRoute"]["GET /users"] == 4 and "GET /users/{id}" not in stats["byRoute"]
+
+
+def test_700_users_by_id_in_3_round_trips_with_tenant_and_skus(tenant20k: Path) -> None:
+    local = LocalTenant(tenant20k)
+    picked = local.state.users[::25][:700]
+    with open_app(local.app) as conn:
+        tenant, users, skus = conn.read_stale_inputs([u.id for u in picked])
+        assert conn.reader.skus == skus  # kept for the writer's seat wording
+    stats = emulator_stats(local.app)
+    # 700 ids: 47 `id in` GETs + organization + subscribedSkus = 49 GETs, 20 to a $batch
+    assert (stats["requests"], stats["batches"], stats["subRequests"]) == (3, 3, 49), stats
+    assert stats["requests"] <= math.ceil(700 / 300) + 1
+    assert tenant.display_name == "Contoso" and {s.part_number for s in skus} >= {"MCOEV", "MCOPSTN1"}
+    assert list(users) == sorted(u.id for u in picked)
+    assert all(users[u.id].upn == u.upn.lower() for u in picked)
+
+
+def test_reads_by_id_retry_each_throttled_lookup(demo_path: Path) -> None:
+    state = TenantState.load(demo_path)
+    ids = [u.id for u in state.users]
+    with open_app(create_app(TenantState.load(demo_path))) as clean:
+        want = clean.read_users_by_id(ids)
+    app = create_app(state, faults=FaultConfig(throttle_rate=0.4, error_rate=0.2, seed=11, retry_after_s=0))
+    with open_app(app, policy=FAST) as conn:
+        got = conn.read_users_by_id(ids)
+    assert got == want and len(got) == len(ids)
+    stats = emulator_stats(app)
+    assert stats["throttled"] > 0 and stats["errors"] > 0
 
 
 def test_reads_survive_429_and_503_storms(demo_path: Path) -> None:
