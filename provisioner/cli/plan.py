@@ -17,18 +17,7 @@ from provisioner.errors import ProvisionerError
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
 
-def run(**options: Any) -> int:
-    """The command; a ProvisionerError becomes `error: ...` on stderr and exit 1 (a traceback only with --debug)."""
-    try:
-        return _plan(**options)
-    except ProvisionerError as exc:
-        if options.get("debug"):
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-
-
-def _plan(
+def run(
     *,
     paths: list[Path],
     tenant: str | None,
