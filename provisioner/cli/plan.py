@@ -6,7 +6,6 @@ picks the exit code: 1 on error diagnostics, else with --detailed-exitcode 2 whe
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
 from pathlib import Path
@@ -29,10 +28,7 @@ def run(
     catalog: Path | None,
     debug: bool,
 ) -> int:
-    from provisioner.catalog import load_catalog
-    from provisioner.manifest import load_desired
-    from provisioner.planner import managed_sku_ids
-    from provisioner.planner import plan as make_plan
+    from provisioner.pipeline import load_inputs, make_plan, read_tenant
     from provisioner.render import render, render_json
 
     if not tenant:
@@ -43,12 +39,7 @@ def run(
                 "or --tenant <tenant id or verified domain> for Microsoft Graph; or set PROVISION_TENANT."
             ),
         )
-    if catalog is not None:
-        cat = load_catalog(catalog)
-        desired = load_desired([str(p) for p in paths], catalog=cat)
-    else:
-        desired = load_desired([str(p) for p in paths])
-        cat = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+    desired, cat = load_inputs(paths, catalog)
     n_files = len(desired.files)
     print(
         f"read {len(desired.users)} user{'s' if len(desired.users) != 1 else ''} from "
@@ -59,26 +50,12 @@ def run(
     from provisioner.graph import connect  # lazy: only commands that talk to a tenant load the Graph stack
 
     with connect(tenant, graph_url=graph_url, auth=auth, debug=debug) as conn:
-        observed = conn.read(
-            [u.upn for u in desired.users],
-            managed_sku_ids=lambda skus: managed_sku_ids(skus, cat, desired),
-            include_all_managed=True,
+        observed = read_tenant(conn, desired, cat)
+        print(
+            f"read tenant {observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
+            file=sys.stderr,
         )
-        groups = _group_names(conn, observed)
-    print(
-        f"read tenant {observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
-        file=sys.stderr,
-    )
-    # The snapshot lives until exit: move it out of the collector's sight, and pause the collector while
-    # planning (the planner builds no reference cycles; refcounting frees what it drops). Together they save
-    # ~40% of planning time at 100,000 users (benchmarks/bench_plan.py measures both ways).
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    try:
-        result = make_plan(desired, observed, cat, group_names=groups)
-    finally:
-        gc.enable()
+        result = make_plan(conn, desired, observed, cat)
     text = render(result, format, color=format == "text" and _colour(sys.stdout))
     sys.stdout.write(text)
     sys.stdout.flush()
@@ -95,25 +72,6 @@ def run(
     if detailed_exitcode and result.has_changes:
         return EXIT_DRIFT
     return EXIT_OK
-
-
-def _group_names(conn: Any, observed: Any) -> dict[str, str]:
-    """Group display names for inherited-license messages, when the reader did not already provide them."""
-    names = dict(getattr(observed, "groups", None) or {})
-    ids = sorted(
-        {a.by_group for u in observed.users.values() for a in u.assignments if a.by_group} - set(names)
-    )
-    reader = getattr(conn, "group_names", None)
-    if not ids or reader is None:
-        return names
-    try:
-        names.update(dict(reader(ids)))
-    except ProvisionerError as exc:
-        print(
-            f"note: group names not read ({str(exc).splitlines()[0]}); messages name group ids.",
-            file=sys.stderr,
-        )
-    return names
 
 
 def _colour(stream: Any) -> bool:

@@ -1,0 +1,73 @@
+"""The steps `provision plan` and `provision apply PATH...` share: manifests + catalog in, tenant read, plan out.
+
+Reads Graph only through the connection it is given; the decisions stay in `provisioner.planner` (pure).
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from provisioner.errors import ProvisionerError
+from provisioner.model.desired import Desired
+from provisioner.model.observed import Observed
+from provisioner.model.plan import Plan
+
+
+def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None = None) -> tuple[Desired, Any]:
+    """Load the manifests and the catalog. An explicit --catalog wins; else a manifest may name one (`catalog:`)."""
+    from provisioner.catalog import load_catalog
+    from provisioner.manifest import load_desired
+
+    if catalog_override is not None:
+        catalog = load_catalog(catalog_override)
+        return load_desired([str(p) for p in paths], catalog=catalog), catalog
+    desired = load_desired([str(p) for p in paths])
+    return desired, load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+
+
+def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:
+    """Read what planning needs: the users the manifests name and every holder of a managed SKU."""
+    from provisioner.planner import managed_sku_ids
+
+    return conn.read(  # type: ignore[no-any-return]
+        [u.upn for u in desired.users],
+        managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
+        include_all_managed=True,
+    )
+
+
+def make_plan(conn: Any, desired: Desired, observed: Observed, catalog: Any) -> Plan:
+    """Plan, with the cyclic garbage collector out of the way.
+
+    The snapshot lives until exit: move it out of the collector's sight, and pause the collector while
+    planning (the planner builds no reference cycles; refcounting frees what it drops). Together they save
+    ~40% of planning time at 100,000 users (benchmarks/bench_plan.py measures both ways).
+    """
+    from provisioner.planner import plan
+
+    groups = group_names(conn, observed)
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        return plan(desired, observed, catalog, group_names=groups)
+    finally:
+        gc.enable()
+
+
+def group_names(conn: Any, observed: Observed) -> dict[str, str]:
+    """Group display names for inherited-license messages (ids are shown when they cannot be read)."""
+    names = dict(getattr(observed, "groups", None) or {})
+    ids = sorted({a.by_group for u in observed.users.values() for a in u.assignments if a.by_group} - set(names))
+    reader = getattr(conn, "group_names", None)
+    if not ids or reader is None:
+        return names
+    try:
+        names.update(dict(reader(ids)))
+    except ProvisionerError as exc:
+        print(f"note: group names not read ({str(exc).splitlines()[0]}); messages name group ids.", file=sys.stderr)
+    return names
