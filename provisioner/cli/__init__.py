@@ -8,6 +8,7 @@ never loads msgraph-sdk or azure-identity.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -327,10 +328,20 @@ def main(argv: list[str] | None = None) -> int:
     return int(rv)
 
 
+def use_colour(stream: Any) -> bool:
+    """Colour on a terminal only; NO_COLOR and FORCE_COLOR (no-color.org) decide first."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
 def not_built(command: str) -> int:
     """What a registered command that is not built yet does: say so and exit 1."""
     print(f"error: `provision {command}` is not built yet in this version.", file=sys.stderr)
     return EXIT_ERROR
 
 
-__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "app", "main", "not_built"]
+__all__ = ["EXIT_DRIFT", "EXIT_ERROR", "EXIT_OK", "EXIT_USAGE", "app", "main", "not_built", "use_colour"]

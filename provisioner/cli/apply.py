@@ -7,7 +7,6 @@ or a saved plan) → execute with progress and audit log → results. Exit 0 onl
 
 from __future__ import annotations
 
-import os
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from provisioner.apply import AuditLog, check_stale, execute, guard, make_progress
 from provisioner.apply.report import render_json, render_text
 from provisioner.apply.saved import load_saved_plan, saved_plan_path
+from provisioner.cli import use_colour
 from provisioner.errors import PlanError, StalePlanError
 from provisioner.model.plan import Plan
 
@@ -104,19 +104,11 @@ def _show(plan: Plan, format: str) -> None:
     from provisioner.render import render
 
     out = sys.stdout if format == "text" else sys.stderr
-    text = render(plan, "text", color=_colour(out))
+    text = render(plan, "text", color=use_colour(out))
     out.write(text if text.endswith("\n") else text + "\n")
     out.flush()
 
 
-def _colour(stream: Any) -> bool:
-    """Colour on a terminal, as `provision plan` does; NO_COLOR and FORCE_COLOR (no-color.org) decide first."""
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def _say(message: str) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
+from provisioner.cli import use_colour
 from provisioner.errors import ProvisionerError
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
@@ -56,7 +56,7 @@ def run(
             file=sys.stderr,
         )
         result = make_plan(conn, desired, observed, cat)
-    text = render(result, format, color=format == "text" and _colour(sys.stdout))
+    text = render(result, format, color=format == "text" and use_colour(sys.stdout))
     sys.stdout.write(text)
     sys.stdout.flush()
     if out is not None:
@@ -74,13 +74,6 @@ def run(
     return EXIT_OK
 
 
-def _colour(stream: Any) -> bool:
-    if os.environ.get("NO_COLOR"):
-        return False
-    if os.environ.get("FORCE_COLOR"):
-        return True
-    isatty = getattr(stream, "isatty", None)
-    return bool(isatty and isatty())
 
 
 def _write(path: Path, text: str) -> None:
