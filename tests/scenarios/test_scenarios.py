@@ -54,6 +54,15 @@ def compare(path: Path, actual: str) -> None:
         return
     assert path.is_file(), f"{path} is missing: run UPDATE_GOLDEN=1 pytest {HERE}"
     expected = path.read_text(encoding="utf-8")
+    if actual != expected and path.suffix == ".json":
+        # A JSON plan is compared as data: name each changed key path (e.g. root['actions'][2]['add']).
+        from deepdiff import DeepDiff
+
+        changes = DeepDiff(json.loads(expected), json.loads(actual), verbose_level=2).pretty()
+        pytest.fail(
+            f"{path.parent.name}/{path.name} differs from the golden (UPDATE_GOLDEN=1 to accept):\n"
+            f"{changes or 'same data, different text (key order or formatting)'}"
+        )
     if actual != expected:
         diff = "".join(
             difflib.unified_diff(expected.splitlines(True), actual.splitlines(True), str(path), "actual")
