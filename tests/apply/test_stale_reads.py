@@ -81,3 +81,15 @@ def test_deleted_and_changed_users_among_700_are_named() -> None:
         ]
     )
     assert stats(app)["batches"] == 3
+
+
+def test_a_plan_touching_no_user_reads_tenant_and_skus_in_one_round_trip() -> None:
+    doc = synthetic_state(50, 9)
+    app = create_app(TenantState.from_dict(doc))
+    with open_app(app) as conn:
+        tenant = conn.tenant_info()
+    plan = Plan(tenant.id, tenant.display_name, "f")
+    with open_app(app) as conn:
+        assert check_stale(plan, conn) == []
+    s = stats(app)
+    assert (s["batches"], s["subRequests"]) == (1, 2) and s["byRoute"].get("GET /users") is None, s
