@@ -69,6 +69,9 @@ class Batch:
         return {"requests": requests}
 
 
+LOOKAHEAD = 1000  # actions considered per packing call (see next_batches)
+
+
 class WriteSchedule:
     """Tracks every action from pending to its one final ActionOutcome.
 
@@ -234,7 +237,17 @@ class WriteSchedule:
         if slots <= 0:
             return []
         batches: list[Batch] = []
-        frags = sorted(self._fragments(now), key=lambda f: (-len(f), self.index[f[0].id]))
+        # A bounded look-ahead: pull fragments (users in plan order) only until they hold LOOKAHEAD actions
+        # (or twice what the free slots take). Sorting the whole generator walks every waiting user on each
+        # call, O(n²) over a run of n actions; a window this size still lets first-fit-decreasing mix long and
+        # short fragments into full batches.
+        wanted, pulled, frags = max(2 * slots * BATCH_SIZE, LOOKAHEAD), 0, []
+        for frag in self._fragments(now):
+            frags.append(frag)
+            pulled += len(frag)
+            if pulled >= wanted:
+                break
+        frags.sort(key=lambda f: (-len(f), self.index[f[0].id]))
         for frag in frags:
             target = next((b for b in batches if len(b.actions) + len(frag) <= BATCH_SIZE), None)
             if target is None:
