@@ -88,15 +88,23 @@ def parse_count(raw: str | None) -> bool:
 
 @dataclass
 class UserFilter:
-    """A parsed users $filter: OR of id matches, UPN matches and SKU matches (all lower-cased)."""
+    """A parsed users $filter: OR of id matches, UPN matches and SKU matches (all lower-cased), optionally
+    ANDed with one `usageLocation eq 'XX'` (upper-cased; alone, it matches every user in that country)."""
 
     upns: set[str] = field(default_factory=set)
     skus: set[str] = field(default_factory=set)
     ids: set[str] = field(default_factory=set)
     clauses: int = 0
     any_clauses: int = 0
+    location: str | None = None
+    or_terms: int = 0  # the OR-joined terms read (0: the filter is the location alone)
 
-    def matches(self, upn: str, sku_ids: set[str] | dict[str, list[str]], user_id: str = "") -> bool:
+    def matches(self, upn: str, sku_ids: set[str] | dict[str, list[str]], user_id: str = "",
+                usage_location: str | None = None) -> bool:
+        if self.location is not None and (usage_location or "").upper() != self.location:
+            return False
+        if not self.or_terms:
+            return True
         return (upn.lower() in self.upns or user_id.lower() in self.ids
                 or any(s in sku_ids for s in self.skus))
 
@@ -220,6 +228,9 @@ def _clause(sc: _Scanner, f: UserFilter) -> None:
     if low == "userprincipalname":
         f.upns.update(v.lower() for v in _eq_or_in(sc, f, "userPrincipalName"))
         return
+    if low == "usagelocation":
+        raise bad("Unsupported query: this emulator takes one usageLocation eq 'XX' only at the top level, joined "
+                  "by 'and' to one other clause (not inside 'or').", "Request_UnsupportedQuery")
     if low == "id":
         # user.md: id is a String (opaque, a GUID in practice) that supports $filter (eq, ne, not, in); the
         # emulator serves eq and in. A bare GUID is an Edm.Guid literal, not a string: a type error, as for
@@ -230,20 +241,88 @@ def _clause(sc: _Scanner, f: UserFilter) -> None:
         raise bad(f"Property '{name[:60]}' does not exist as a declared property or extension property.",
                   "Request_UnsupportedQuery")
     raise bad(f"Unsupported query on property '{name[:60]}' in this emulator (it filters on id and "
-              "userPrincipalName eq/in and assignedLicenses/any(x:x/skuId eq GUID) joined by or).",
+              "userPrincipalName eq/in and assignedLicenses/any(x:x/skuId eq GUID) joined by or, and "
+              "usageLocation eq joined by and).",
               "Request_UnsupportedQuery")
 
 
-def _or_list(sc: _Scanner, f: UserFilter) -> None:
+def _location(sc: _Scanner, f: UserFilter) -> None:
+    """`usageLocation eq 'XX'`; the scanner stands after the property name.
+
+    user.md: usageLocation (a two-letter ISO 3166 code) "Supports $filter (eq, ne, not, ge, le, startsWith)";
+    the emulator serves eq, compared case-insensitively like Graph's other directory string filters.
+    """
+    op = sc.word().lower()
+    if op != "eq":
+        raise bad(f"Unsupported operator '{op[:20]}' on property 'usageLocation' in this emulator (it supports eq).",
+                  "Request_UnsupportedQuery")
+    if sc.peek() != "'":
+        raise bad("A binary operator with incompatible types was detected. Found operand types 'Edm.String' and "
+                  "'Edm.Guid' for operator kind 'Equal'.", "BadRequest")
+    value = sc.string().upper()
+    if f.location is not None:
+        raise bad("Unsupported query: this emulator takes one usageLocation clause per filter.",
+                  "Request_UnsupportedQuery")
+    f.location = value
+    f.clauses += 1
+
+
+def _is_location(sc: _Scanner) -> bool:
+    """Whether the next word is `usageLocation` (the scanner does not move)."""
+    start = sc.i
+    try:
+        return sc.peek() != "(" and sc.word().lower() == "usagelocation"
+    except GraphRuleError:
+        return False
+    finally:
+        sc.i = start
+
+
+def _or_list(sc: _Scanner, f: UserFilter, top: bool = False) -> None:
+    """OR-joined clauses. At the top level, `and` may join one `usageLocation eq 'XX'` to them (either side).
+
+    OData binds `and` tighter than `or`, so `A or B and C` is A or (B and C): rather than read that wrongly,
+    the emulator refuses `and` next to an unparenthesised `or` and asks for parentheses.
+    """
+    if top and _is_location(sc):
+        sc.word()
+        _location(sc, f)
+        if sc.done():
+            return
+        if sc.word().lower() != "and":
+            raise bad("Unsupported query: this emulator joins usageLocation to other clauses with 'and' only.",
+                      "Request_UnsupportedQuery")
+        _clause(sc, f)  # one clause (a parenthesised 'or' list is one): `L and A or B` is (L and A) or B
+        f.or_terms += 1
+        if not sc.done():
+            raise bad("Unsupported query: this emulator supports 'or' between clauses, and 'and' only to join "
+                      "one usageLocation eq 'XX' to them (parenthesise an 'or' list next to 'and').",
+                      "Request_UnsupportedQuery")
+        return
+    _terms(sc, f, allow_and=top)
+
+
+def _terms(sc: _Scanner, f: UserFilter, allow_and: bool) -> None:
     _clause(sc, f)
+    f.or_terms += 1
+    terms = 1
     while sc.peek() not in ("", ")"):
         word = sc.word().lower()
         if word == "and":
-            raise bad("Unsupported query: this emulator supports 'or' between clauses, not 'and'.",
-                      "Request_UnsupportedQuery")
+            if not allow_and or terms > 1 or not _is_location(sc):
+                raise bad("Unsupported query: this emulator supports 'or' between clauses, and 'and' only to join "
+                          "one usageLocation eq 'XX' to them (parenthesise an 'or' list next to 'and').",
+                          "Request_UnsupportedQuery")
+            sc.word()
+            _location(sc, f)
+            if not sc.done():
+                raise bad("Unsupported query: nothing may follow the usageLocation clause in this emulator.",
+                          "Request_UnsupportedQuery")
+            return
         if word != "or":
             raise sc.error(f"unexpected '{word[:20]}'")
         _clause(sc, f)
+        terms += 1
 
 
 def parse_user_filter(raw: str | None, advanced: bool) -> UserFilter | None:
@@ -258,7 +337,7 @@ def parse_user_filter(raw: str | None, advanced: bool) -> UserFilter | None:
     sc = _Scanner(raw)
     if sc.done():
         raise bad("Invalid filter clause: the expression is empty.", "BadRequest")
-    _or_list(sc, f)
+    _or_list(sc, f, top=True)
     if not sc.done():
         raise sc.error("unexpected ')'")
     if not advanced:

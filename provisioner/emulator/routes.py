@@ -129,10 +129,15 @@ class Emulator:
         st = self.state
         if flt is None:
             return st.users
-        key = (frozenset(flt.upns), frozenset(flt.skus), frozenset(flt.ids), st.version)
+        key = (frozenset(flt.upns), frozenset(flt.skus), frozenset(flt.ids), flt.location, flt.or_terms > 0,
+               st.version)
         hit = self._filter_cache.get(key)
         if hit is not None:
             return hit
+        if not flt.or_terms:  # `usageLocation eq 'XX'` alone: a scan (Graph has an index; the emulator need not)
+            users = [u for u in st.users if (u.usage_location or "").upper() == flt.location]
+            self._remember(key, users)
+            return users
         ids: set[str] = set()
         for uid in flt.ids:
             by_id = st.user_by_id.get(uid)
@@ -145,10 +150,15 @@ class Emulator:
         for sku in flt.skus:  # the skuId -> holders index, not a scan of every user
             ids.update(st.holders.get(sku, ()))
         users = [st.users[i] for i in sorted(st.pos[uid] for uid in ids)]
+        if flt.location is not None:  # ANDed with the OR terms (usageLocation eq 'XX' and ...)
+            users = [u for u in users if (u.usage_location or "").upper() == flt.location]
+        self._remember(key, users)
+        return users
+
+    def _remember(self, key: tuple[object, ...], users: list[User]) -> None:
         self._filter_cache[key] = users
         if len(self._filter_cache) > 32:
             self._filter_cache.popitem(last=False)
-        return users
 
     def list_users(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
         if _opt(query, "skip") is not None:  # verbatim Graph answer (msgraph-metadata#135)

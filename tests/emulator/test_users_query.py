@@ -234,3 +234,58 @@ def test_errors_carry_graph_body_and_request_id(client: Client) -> None:
     assert by_route["POST /users"] == 1 and by_route["DELETE /users/{id}"] == 1
     assert by_route["GET /groups"] == 1 and by_route["GET /users/*"] == 1  # unknown paths by first segment
     assert "GET /users" not in by_route
+
+
+def test_filter_by_usage_location_and_sku_counts_holders_per_country() -> None:
+    state = synthetic_state(3000, seed=5)
+    client = make_client(state)
+    sku = DOM
+    for country in ("US", "GB", "JP"):
+        by_group = {m for g in state["groups"] for m in g["members"]
+                    if sku in {lic["skuId"] for lic in g["assignedLicenses"]}}
+        expected = sorted(u["userPrincipalName"] for u in state["users"] if u["usageLocation"] == country
+                          and (u["id"] in by_group or sku in {lic["skuId"] for lic in u["assignedLicenses"]}))
+        for flt in (f"usageLocation eq '{country}' and assignedLicenses/any(x:x/skuId eq {sku})",
+                    f"assignedLicenses/any(x:x/skuId eq {sku}) and usageLocation eq '{country.lower()}'"):
+            r = client.get("/v1.0/users", params={"$filter": flt, "$count": "true", "$top": "1", "$select": "id"},
+                           headers=EVENTUAL)
+            assert r.status_code == 200, r.text
+            assert r.json()["@odata.count"] == len(expected), (country, flt)
+            got = _all_pages(client, {"$filter": flt, "$count": "true", "$top": "999",
+                                      "$select": "userPrincipalName,usageLocation"}, EVENTUAL)
+            assert sorted(u["userPrincipalName"] for u in got) == expected
+            assert {u["usageLocation"] for u in got} <= {country}
+    assert any(u["usageLocation"] == "US" for u in state["users"])  # the US count above was not vacuous
+    # usageLocation alone is a plain filter (no advanced headers needed) and matches every user there
+    r = client.get("/v1.0/users", params={"$filter": "usageLocation eq 'JP'", "$top": "999", "$select": "id"})
+    assert r.status_code == 200 and len(r.json()["value"]) == sum(u["usageLocation"] == "JP" for u in state["users"])
+
+
+def test_usage_location_count_follows_a_country_move(client: Client) -> None:
+    flt = {"$filter": "usageLocation eq 'CA'", "$count": "true", "$top": "1", "$select": "id"}
+    before = client.get("/v1.0/users", params=flt, headers=EVENTUAL).json()["@odata.count"]
+    assert client.patch("/v1.0/users/dave.us@contoso.com", json={"usageLocation": "CA"}).status_code == 204
+    assert client.get("/v1.0/users", params=flt, headers=EVENTUAL).json()["@odata.count"] == before + 1
+
+
+def test_usage_location_filter_forms_the_emulator_refuses(client: Client) -> None:
+    any_ev = f"assignedLicenses/any(x:x/skuId eq {EV})"
+    refused = {
+        f"usageLocation eq 'US' and {any_ev} or {any_ev}": "'and' only to join one usageLocation",
+        f"{any_ev} or {any_ev} and usageLocation eq 'US'": "'and' only to join one usageLocation",
+        f"usageLocation eq 'US' or {any_ev}": "joins usageLocation to other clauses with 'and' only",
+        f"{any_ev} or usageLocation eq 'US'": "only at the top level",
+        "usageLocation ne 'US'": "Unsupported operator 'ne' on property 'usageLocation'",
+        "usageLocation eq 'US' and usageLocation eq 'GB'": "one usageLocation eq 'XX' only at the top level",
+    }
+    for flt, words in refused.items():
+        r = client.get("/v1.0/users", params={"$filter": flt, "$count": "true"}, headers=EVENTUAL)
+        assert error_of(r)[:2] == (400, "Request_UnsupportedQuery"), flt
+        assert words in error_of(r)[2], (flt, error_of(r)[2])
+    # parenthesised, an 'or' list joins a usageLocation fine: (A or B) and L
+    r = client.get("/v1.0/users", params={"$filter": f"({any_ev} or {any_ev}) and usageLocation eq 'US'",
+                                          "$count": "true", "$top": "1"}, headers=EVENTUAL)
+    assert r.status_code == 200, r.text
+    # the SKU clause still needs the advanced-query headers when joined to a location
+    r = client.get("/v1.0/users", params={"$filter": f"usageLocation eq 'US' and {any_ev}"})
+    assert "'ConsistencyLevel:eventual' header is missing" in error_of(r)[2]
