@@ -30,13 +30,21 @@ def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None
 
 
 def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:
-    """Read what planning needs: the users the manifests name and every holder of a managed SKU."""
-    from provisioner.planner import managed_sku_ids
+    """Read what planning needs: the users the manifests name, and what the plan must know of everyone else.
+
+    `unlisted: remove` plans for every holder of a managed SKU, so it reads them all. Otherwise the plan needs
+    of the others only how many hold each Calling Plan per country (the minute pools): the reader counts them
+    for the named users' countries and the countries the manifests declare, or reads every holder when that
+    is as cheap (a manifest naming most of them) or the counts leave holders unaccounted for.
+    """
+    from provisioner.planner import calling_plan_sku_ids, managed_sku_ids
 
     return conn.read(  # type: ignore[no-any-return]
         [u.upn for u in desired.users],
         managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
-        include_all_managed=True,
+        include_all_managed=desired.policy.unlisted == "remove",
+        count_pairs_for=lambda skus: calling_plan_sku_ids(skus, catalog, desired),
+        count_countries=sorted({u.usage_location.upper() for u in desired.users if u.usage_location}),
     )
 
 

@@ -72,10 +72,22 @@ class TenantConnection:
         managed_sku_ids: Callable[[tuple[Sku, ...]], Iterable[str]],
         include_all_managed: bool = True,
         strategy: str = "auto",
+        count_pairs_for: Callable[[tuple[Sku, ...]], Iterable[str]] | None = None,
+        count_countries: Iterable[str] = (),
     ) -> Observed:
         """The snapshot planning needs: org, SKUs, the named users that exist, and (if include_all_managed)
-        every holder of a managed SKU. `strategy` forces "scan" or "filtered" (benchmarks, tests)."""
-        return self._run(self.reader.read(list(upns), managed_sku_ids, include_all_managed, strategy))
+        every holder of a managed SKU. `strategy` forces "scan" or "filtered" (benchmarks, tests).
+
+        Without include_all_managed, `count_pairs_for` (SKUs -> the Calling Plan SKU ids to count) asks for
+        `Observed.holder_counts` instead of every holder: per (usage location, SKU) for the named users'
+        countries and `count_countries`. The reader reads every holder anyway (complete_for_managed True)
+        when that is as cheap, or when those countries do not account for every holder.
+        """
+        return self._run(
+            self.reader.read(
+                list(upns), managed_sku_ids, include_all_managed, strategy, count_pairs_for, list(count_countries)
+            )
+        )
 
     def read_users_by_id(self, ids: Iterable[str]) -> dict[str, User]:
         """Users by object id (`id in (...)` look-ups, 300 a round trip); ids that do not exist are absent."""

@@ -2,8 +2,9 @@
 
 Impure (network, through transport.py). Bulk reads are raw JSON parsed with orjson into our slim records.
 Round trips: one `$batch` for organization + subscribedSkus + the directory size, then either a filtered
-read plus UPN look-ups packed 20 to a `$batch`, or one full `$top=999` scan (strategy.py decides). Users
-known by id are read as `id in (...)` look-ups, 300 to a `$batch`.
+read plus UPN look-ups packed 20 to a `$batch`, or one full `$top=999` scan, or (when planning needs only the
+named users) the look-ups plus Calling Plan holder counts per country (strategy.py decides). Users known by
+id are read as `id in (...)` look-ups, 300 to a `$batch`.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ from provisioner.graph.strategy import (
     BATCH_SIZE,
     ReadChoice,
     choose,
+    choose_counted,
+    count_url,
+    holders_filter,
     id_filters,
     sku_filters,
     upn_filters,
@@ -179,7 +183,10 @@ class Reader:
         managed_sku_ids: Callable[[tuple[Sku, ...]], Iterable[str]],
         include_all_managed: bool = True,
         strategy: str = "auto",
+        count_pairs_for: Callable[[tuple[Sku, ...]], Iterable[str]] | None = None,
+        count_countries: Iterable[str] = (),
     ) -> Observed:
+        """The snapshot planning needs (see connection.TenantConnection.read for the parameters)."""
         named = sorted({u.strip().lower() for u in upns if u and u.strip()})
         first = await self.get_many(
             [
@@ -194,26 +201,95 @@ class Reader:
         n_users = (first["count"] or {}).get("@odata.count")
         managed = frozenset(s.lower() for s in managed_sku_ids(skus))
         estimate = sum(s.consumed for s in skus if s.sku_id in managed)
-        filters = sku_filters(managed) if include_all_managed else []
+        counting = not include_all_managed and count_pairs_for is not None and strategy == "auto"
+        complete = include_all_managed or counting  # a counted read that cannot vouch for its counts reads all
+        filters = sku_filters(managed) if complete else []
         choice = choose(
             n_users=int(n_users) if isinstance(n_users, int) else None,
             managed_estimate=estimate,
             n_named=len(named),
             n_sku_filters=len(filters),
-            include_all_managed=include_all_managed,
+            include_all_managed=complete,
         )
+        plans = sorted({s.lower() for s in count_pairs_for(skus)}) if counting and count_pairs_for else []
+        countries = sorted({c.strip().upper() for c in count_countries if c and c.strip()})
+        if counting:
+            # per SKU: its holders in all (checks the per-country counts add up), then per declared country
+            choice = choose_counted(choice, n_named=len(named), n_counts=len(plans) * (1 + max(1, len(countries))))
         if strategy != "auto":
             choice = ReadChoice(strategy, choice.filtered_cost, choice.scan_cost)
         self.last_choice = choice
         self.t.log(choice.describe())
         users: dict[str, User] = {}
+        counts: dict[tuple[str, str], int] | None = None
         with no_gc_pauses():
+            if choice.strategy == "counted":
+                counts = await self._counted(users, named, plans, countries)
+                if counts is None:
+                    users.clear()
+                    choice = choose(
+                        n_users=int(n_users) if isinstance(n_users, int) else None,
+                        managed_estimate=estimate,
+                        n_named=len(named),
+                        n_sku_filters=len(filters),
+                        include_all_managed=True,
+                    )
+                    self.last_choice = choice
+                    self.t.log("some Calling Plan holders are outside the countries counted: " + choice.describe())
             if choice.strategy == "scan":
-                await self._scan(users, set(named), managed if include_all_managed else frozenset())
-            else:
+                await self._scan(users, set(named), managed if complete else frozenset())
+            elif choice.strategy != "counted":
                 await self._filtered(users, named, filters)
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
-        return Observed(tenant=tenant, skus=skus, users=ordered, complete_for_managed=include_all_managed)
+        partial = choice.strategy == "counted"
+        return Observed(
+            tenant=tenant, skus=skus, users=ordered, complete_for_managed=not partial and complete, holder_counts=counts
+        )
+
+    async def _counted(
+        self, users: dict[str, User], named: list[str], plans: list[str], declared: list[str]
+    ) -> dict[tuple[str, str], int] | None:
+        """Read the named users into `users`; return holders per (usage location, Calling Plan SKU).
+
+        One wave: the UPN look-ups, each SKU's holder count, and its count in each `declared` country; a
+        second (rare: manifests usually declare where their users are) counts the countries named users are
+        in that no manifest declares. None when the countries counted do not add up to a SKU's holders (some
+        hold it in another country, or with no usage location): the caller then reads every holder instead.
+        """
+
+        def sink(page: list[dict[str, Any]]) -> None:
+            for d in page:
+                u = user_from_json(d)
+                users[u.key] = u
+
+        def pair_gets(countries: Iterable[str]) -> list[Get]:
+            return [
+                Get(f"in|{c}|{p}", count_url(holders_filter(p, c)), dict(EVENTUAL)) for c in countries for p in plans
+            ]
+
+        lookups = [Get(f"upn{i}", users_url("", filter_text=f, top=999)) for i, f in enumerate(upn_filters(named))]
+        totals = [Get(f"all|{p}", count_url(holders_filter(p)), dict(EVENTUAL)) for p in plans]
+        bodies = await self.get_many(lookups + totals + pair_gets(declared))
+        await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
+        more = sorted({(u.usage_location or "").upper() for u in users.values()} - set(declared) - {""})
+        if more and plans:
+            bodies.update(await self.get_many(pair_gets(more)))
+        counts: dict[tuple[str, str], int] = {}
+        counted: dict[str, int] = {}
+        for key, body in bodies.items():
+            if key.startswith("in|"):
+                _, country, sku = key.split("|")
+                n = (body or {}).get("@odata.count")
+                if not isinstance(n, int):
+                    return None  # a count Graph did not give cannot be vouched for
+                if n:
+                    counts[(country, sku)] = n
+                    counted[sku] = counted.get(sku, 0) + n
+        for p in plans:
+            total = (bodies[f"all|{p}"] or {}).get("@odata.count")
+            if not isinstance(total, int) or counted.get(p, 0) != total:
+                return None
+        return dict(sorted(counts.items()))
 
     async def _scan(self, users: dict[str, User], named: set[str], managed: frozenset[str]) -> None:
         def sink(page: list[dict[str, Any]]) -> None:

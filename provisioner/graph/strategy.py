@@ -4,6 +4,10 @@ Two ways to get "the named users plus every holder of a managed SKU":
   filtered  `assignedLicenses/any(x:x/skuId eq G) or ...` (an advanced query: ConsistencyLevel eventual +
             $count=true), plus UPN look-ups `userPrincipalName in (...)`, 15 values a GET, 20 GETs a $batch;
   scan      every user, `$top=999` a page, keeping the named and the managed.
+When planning needs only the named users (no `unlisted: remove`), a third way:
+  counted   the UPN look-ups, plus holder COUNTS of each Calling Plan SKU per usage location (the minute
+            pools need only how many hold each, not who): `usageLocation eq 'XX' and
+            assignedLicenses/any(x:x/skuId eq G)` with $count=true&$top=1, one GET a pair, 20 a $batch.
 Users known by id (a saved plan's stale check) are read the same way as the UPN look-ups: `id in (...)`,
 15 ids a GET, 20 GETs a $batch, so 300 users a round trip.
 Graph pages a query only sequentially (@odata.nextLink), so the cost that matters is round trips.
@@ -99,18 +103,37 @@ def users_url(base: str, *, filter_text: str | None = None, top: int = PAGE_SIZE
     return f"{base}/users?" + "&".join(parts)
 
 
+def holders_filter(sku_id: str, country: str | None = None) -> str:
+    """Holders of one SKU, optionally in one usage location (user.md: usageLocation supports $filter with eq)."""
+    clause = f"assignedLicenses/any(x:x/skuId eq {sku_id.lower()})"
+    return clause if country is None else f"usageLocation eq {odata_string(country.upper())} and {clause}"
+
+
+def count_url(filter_text: str) -> str:
+    """A count-only query: `@odata.count` answers it; one id rides along because $top must be at least 1."""
+    return "/users?$filter=" + encode(filter_text) + "&$count=true&$top=1&$select=id"
+
+
+def counted_cost(n_named: int, n_counts: int) -> int:
+    """Round trips of the counted read: look-ups and counts packed together, 20 GETs a $batch."""
+    return math.ceil((math.ceil(n_named / UPNS_PER_FILTER) + n_counts) / BATCH_SIZE)
+
+
 @dataclass(frozen=True)
 class ReadChoice:
     """The chosen strategy and the round trips each would take (for --debug and tests)."""
 
-    strategy: str  # "filtered" | "scan" | "lookup"
+    strategy: str  # "filtered" | "scan" | "lookup" | "counted"
     filtered_cost: int
     scan_cost: int
 
+    counted_cost: int = -1  # -1: not considered (the plan needs every holder)
+
     def describe(self) -> str:
+        counted = f", named users + counts {self.counted_cost}" if self.counted_cost >= 0 else ""
         return (
             f"read strategy: {self.strategy} (estimated round trips: filtered {self.filtered_cost}, "
-            f"full scan {self.scan_cost})"
+            f"full scan {self.scan_cost}{counted})"
         )
 
 
@@ -149,3 +172,16 @@ def choose(
     if strategy == "filtered" and not (include_all_managed and n_sku_filters):
         strategy = "lookup"
     return ReadChoice(strategy, int(filtered), int(scan) if scan != math.inf else -1)
+
+
+def choose_counted(full: ReadChoice, *, n_named: int, n_counts: int) -> ReadChoice:
+    """Counted read or the full one (`full`, from `choose(include_all_managed=True)`): the cheaper.
+
+    A tie goes to the full read: as cheap, and complete. When the named users are most of the managed
+    holders, their look-ups cost about what the holders' pages do, so the full read wins by itself.
+    """
+    counted = counted_cost(n_named, n_counts)
+    best_full = full.scan_cost if full.strategy == "scan" else full.filtered_cost
+    if best_full <= counted:
+        return ReadChoice(full.strategy, full.filtered_cost, full.scan_cost, counted)
+    return ReadChoice("counted", full.filtered_cost, full.scan_cost, counted)

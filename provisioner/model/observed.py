@@ -96,12 +96,16 @@ class Observed:
 
     users: keyed by lower-case UPN; holds every user named in the manifests that exists, and every user
     holding a managed SKU (directly or through a group) when `complete_for_managed` is True.
+    holder_counts: on a partial read (`complete_for_managed` False), how many users hold each Calling Plan SKU
+    (directly or through an active group assignment) per usage location: (country, sku_id) -> users, for every
+    pair with a holder (a pair absent holds none). None when not read.
     """
 
     tenant: TenantInfo
     skus: tuple[Sku, ...]
     users: dict[str, User]
     complete_for_managed: bool = True
+    holder_counts: dict[tuple[str, str], int] | None = None
 
     def sku_by_id(self) -> dict[str, Sku]:
         return {s.sku_id: s for s in self.skus}

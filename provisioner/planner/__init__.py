@@ -30,7 +30,7 @@ from provisioner.planner.tenant import CALLING_PLAN, TenantView
 if TYPE_CHECKING:
     from provisioner.catalog import Catalog
 
-__all__ = ["managed_sku_ids", "plan"]
+__all__ = ["calling_plan_sku_ids", "managed_sku_ids", "plan"]
 
 _SEVERITY_RANK = {"error": 0, "warning": 1, "info": 2}
 
@@ -41,7 +41,15 @@ def plan(
     """Compare the manifests with the tenant; return the ordered, seat-safe plan and its diagnostics.
 
     `group_names` (group id -> display name) adds to `Observed.groups` for messages; groups show by id otherwise.
+
+    A partial read (`observed.complete_for_managed` False: the named users only) plans the same as a full one
+    when it carries `holder_counts`: the minute pools and split-pool warnings come from the counts. Two things
+    it cannot know: `unlisted: remove` (refused here; the pipeline reads every holder for it), and group
+    members outside the manifests waiting in CountViolation, who take a freed seat before anyone else. When
+    this plan hands a freed seat to another user, an info diagnostic `partial-read` says so.
     """
+    if desired.policy.unlisted == "remove" and not observed.complete_for_managed:
+        raise ValueError("policy.unlisted: remove needs every holder of a managed SKU read (a complete read)")
     extra = frozenset(
         u.calling_plan[4:].upper()
         for u in desired.users
@@ -108,6 +116,8 @@ def plan(
     planned = {t.key: t for t in targets}
     pools = report.pools(view, observed, planned)
     diags += _split_pool_diagnostics(view, pools)
+    if not observed.complete_for_managed:
+        diags += _partial_read_diagnostics(view, sched)
     removals = sum(len(a.remove) for a in actions)
     if removals > desired.policy.max_removals:
         # A warning: apply enforces the limit (and --allow-removals lifts it); the plan itself is sound.
@@ -146,6 +156,16 @@ def managed_sku_ids(skus: Iterable[Sku], catalog: Catalog, desired: Desired | No
         if catalog.classify_sku(s.part_number, names) is not None or s.part_number.upper() in extra:
             out.append(s.sku_id)
     return sorted(out)
+
+
+def calling_plan_sku_ids(skus: Iterable[Sku], catalog: Catalog, desired: Desired | None = None) -> list[str]:
+    """The ids of the tenant's Calling Plan SKUs, sorted, exactly as the planner classifies them: the SKUs whose
+    holders a partial read counts per country for the minute pools (Observed.holder_counts)."""
+    from provisioner.model.observed import TenantInfo
+
+    extra = _sku_refs(desired) if desired is not None else frozenset()
+    view = TenantView(Observed(TenantInfo("", ""), tuple(skus), {}), catalog, extra)
+    return sorted(view.calling_plans)
 
 
 def _sku_refs(desired: Desired) -> frozenset[str]:
@@ -304,3 +324,24 @@ def _split_pool_diagnostics(view: TenantView, pools: tuple) -> list[Diagnostic]:
             parts = ", ".join(f"{part}: {msg.plural(n, 'user')}" for part, n in skus)
             out.append(Diagnostic("warning", "split-pool", msg.split_pool(country, plan_id, parts)))
     return out
+
+
+def _partial_read_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
+    """On a partial read, seats this plan frees and hands on: a group member outside the manifests waiting in
+    CountViolation (unknown here) would take such a seat first, and the call needing it would then fail."""
+    reused = sorted(
+        (s for s, n in sched.taken.items() if n > sched.used_initial.get(s, 0)),
+        key=lambda s: (view.part(s).lower(), s),
+    )
+    if not reused:
+        return []
+    parts = ", ".join(view.part(s) for s in reused)
+    return [
+        Diagnostic(
+            "info",
+            "partial-read",
+            f"this plan gives seats it frees ({parts}) to other users; it read only the users the manifests "
+            "name, so it cannot see group members waiting for those seats (CountViolation), who would take them "
+            "first. If apply reports no free seat, re-run plan and apply.",
+        )
+    ]

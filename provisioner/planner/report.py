@@ -69,7 +69,12 @@ def after_skus(view: TenantView, user: User, target: Target | None) -> frozenset
 
 
 def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> tuple[PoolLine, ...]:
-    """Users and pooled minutes per (country, Calling Plan SKU), before and after."""
+    """Users and pooled minutes per (country, Calling Plan SKU), before and after.
+
+    From every holder on a complete read. On a partial read with `holder_counts` (the named users only, and
+    how many hold each Calling Plan per country): before = the count; after = the count plus the named
+    users' net change, which is what the complete read would find, user for user.
+    """
     cp = {s for s, info in view.skus.items() if info.kind == CALLING_PLAN}
     before: dict[tuple[str, str], int] = defaultdict(int)
     after: dict[tuple[str, str], int] = defaultdict(int)
@@ -94,6 +99,13 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
             before[(user.usage_location or "", s)] += 1
         for s in after_skus(view, user, t) & cp:
             after[(t.location_after or "", s)] += 1
+    counts = observed.holder_counts
+    if counts is not None and not observed.complete_for_managed:
+        for k, n in counts.items():
+            if k[1] in cp:
+                net = after.get(k, 0) - before.get(k, 0)
+                before[k] = n
+                after[k] = max(0, n + net)  # never below 0, even if a count raced a change
     out = []
     for country, sku_id in sorted(
         set(before) | set(after), key=lambda k: (k[0], view.part(k[1]).lower(), k[1])

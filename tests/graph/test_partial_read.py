@@ -1,0 +1,114 @@
+"""A manifest naming a few users of a big tenant: read the named users + Calling Plan holder counts, not every
+holder, in ≤ 10 round trips; and the plan equals the one made from the complete read (the correctness proof)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+import pytest
+from graph_helpers import emulator_stats, reset_stats
+
+from provisioner.catalog import load_catalog
+from provisioner.emulator.local import LocalTenant
+from provisioner.emulator.state import TenantState
+from provisioner.graph.connection import open_app
+from provisioner.manifest import load_desired
+from provisioner.model.observed import Sku
+from provisioner.model.plan import Plan
+from provisioner.pipeline import read_tenant
+from provisioner.planner import calling_plan_sku_ids, managed_sku_ids, plan
+
+
+def _manifest(
+    state: TenantState, skus: tuple[Sku, ...], path: Path, n: int, seed: int, unlisted: str = "ignore"
+) -> dict[str, str]:
+    """Declare `n` sampled users as they are, except a few changes of every kind (returns upn -> change)."""
+    parts = {s.sku_id: s.part for s in state.skus}
+    cp = set(calling_plan_sku_ids(skus, load_catalog()))
+    phone = {s.sku_id for s in state.skus if any(p["servicePlanName"] == "MCOEV" for p in s.plans)}
+    credits = {s.sku_id for s in state.skus if any(p["servicePlanName"] == "MCOPSTNC" for p in s.plans)}
+    dom = next(s.sku_id for s in state.skus if s.part == "MCOPSTN1")
+    users = random.Random(seed).sample(sorted(state.users, key=lambda u: u.upn), n)
+    lines = ["apiVersion: provisioner/v1", "kind: TeamsVoiceLicensing", "policy:", f"  unlisted: {unlisted}", "users:"]
+    changes: dict[str, str] = {}
+    for u in sorted(users, key=lambda u: u.upn):
+        held = set(state.effective(u))
+        plans = sorted(parts[s] for s in held & cp)
+        direct = set(u.licenses)
+        entry: dict[str, object] = {}
+        if u.usage_location:
+            entry["usageLocation"] = u.usage_location
+        entry["callingPlan"] = f"sku:{plans[0]}" if plans else "none"
+        entry["phoneSystem"] = bool(held & phone)
+        entry["communicationsCredits"] = bool(held & credits)
+        inherited = held - direct
+        if not inherited and u.account_enabled:
+            if plans and len(changes) < 20:
+                entry["callingPlan"], changes[u.upn] = "none", "drops its Calling Plan"
+            elif dom in direct and u.usage_location == "US" and len(changes) < 35:
+                entry["usageLocation"], changes[u.upn] = "CA", "moves US -> CA keeping MCOPSTN1"
+            elif not plans and u.usage_location == "GB" and not held & phone and len(changes) < 50:
+                entry.update(callingPlan="sku:MCOPSTN1", phoneSystem=True)
+                changes[u.upn] = "gets MCOPSTN1 and Phone System"
+        lines.append(f"  - upn: {json.dumps(u.upn.upper() if len(lines) % 7 == 0 else u.upn)}")
+        lines += [f"    {k}: {json.dumps(v)}" for k, v in entry.items()]
+    lines += ["  - upn: ghost.user@contoso.com", "    usageLocation: US", "    callingPlan: none"]
+    path.write_text("\n".join(lines) + "\n")
+    return changes
+
+
+def _without_fingerprint(p: Plan) -> Plan:
+    # The fingerprint hashes what was read, which differs by construction (named users + counts vs all).
+    return dataclasses.replace(p, fingerprint="")
+
+
+@pytest.fixture(scope="module")
+def tenant(tenant20k: Path) -> LocalTenant:
+    return LocalTenant(tenant20k)
+
+
+def test_1000_named_users_of_20k_plan_in_at_most_10_round_trips_and_as_a_full_read(
+    tenant: LocalTenant, tmp_path: Path
+) -> None:
+    manifest = tmp_path / "subset.yaml"
+    catalog = load_catalog()
+    with open_app(tenant.app) as conn:
+        changes = _manifest(tenant.state, conn.read_skus(), manifest, 1000, seed=7)
+        assert len(changes) == 50, changes  # every kind of change is in the plan
+        desired = load_desired([manifest])
+        reset_stats(tenant.app)
+        partial = read_tenant(conn, desired, catalog)
+        stats = emulator_stats(tenant.app)
+        choice = conn.reader.last_choice
+        full = conn.read(
+            [u.upn for u in desired.users],
+            managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
+            include_all_managed=True,
+        )
+    assert choice is not None and choice.strategy == "counted", choice
+    assert stats["requests"] <= 10, stats
+    assert stats["batches"] == stats["requests"], stats  # every round trip a $batch
+    assert not partial.complete_for_managed and full.complete_for_managed
+    assert len(partial.users) == 1000 and len(full.users) > 5000  # the partial read really read less
+    assert partial.holder_counts and all(n > 0 for n in partial.holder_counts.values())
+    got, want = plan(desired, partial, catalog), plan(desired, full, catalog)
+    assert _without_fingerprint(got) == _without_fingerprint(want)
+    # and the equality is not vacuous: the plan changes users, and its pools move between countries
+    assert {a.upn for a in got.actions} >= {u for u in changes} and len(got.actions) >= 50
+    moved = {(p.country, p.part_number): (p.users_before, p.users_after) for p in got.pools}
+    movers = sum(what.startswith("moves") for what in changes.values())
+    assert movers >= 10
+    dom = {s.sku_id for s in partial.skus if s.part_number == "MCOPSTN1"}
+    ca_drops = sum(
+        1
+        for upn, what in changes.items()
+        if what == "drops its Calling Plan"
+        and (u := partial.users[upn.lower()]).usage_location == "CA"
+        and u.direct_sku_ids & dom
+    )
+    assert moved[("CA", "MCOPSTN1")][1] - moved[("CA", "MCOPSTN1")][0] == movers - ca_drops
+    assert moved[("CA", "MCOPSTN1")][0] == partial.holder_counts[("CA", min(dom))] > 100
+    assert [d.code for d in got.diagnostics if d.severity == "error"] == ["user-not-found"]
