@@ -35,6 +35,8 @@ def fingerprint(observed: Observed) -> str:
         if len(lic) > 1:
             lic.sort()
         lines.append(f"user|{u.id}|{key}|{u.usage_location or ''}|{';'.join(lic)}")
+    if observed.holder_counts is not None:  # a partial read: the counts stood in for the other holders
+        lines += [f"holders|{c}|{s}|{n}" for (c, s), n in sorted(observed.holder_counts.items())]
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 

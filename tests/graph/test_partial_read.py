@@ -112,3 +112,63 @@ def test_1000_named_users_of_20k_plan_in_at_most_10_round_trips_and_as_a_full_re
     assert moved[("CA", "MCOPSTN1")][1] - moved[("CA", "MCOPSTN1")][0] == movers - ca_drops
     assert moved[("CA", "MCOPSTN1")][0] == partial.holder_counts[("CA", min(dom))] > 100
     assert [d.code for d in got.diagnostics if d.severity == "error"] == ["user-not-found"]
+
+
+def _named_manifest(path: Path, upns: list[str], unlisted: str, loc: str | None = None) -> None:
+    lines = ["apiVersion: provisioner/v1", "kind: TeamsVoiceLicensing", "policy:", f"  unlisted: {unlisted}", "users:"]
+    for upn in upns:
+        lines.append(f"  - upn: {upn}")
+        if loc:
+            lines.append(f"    usageLocation: {loc}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_unlisted_remove_reads_every_holder(tenant: LocalTenant, tmp_path: Path) -> None:
+    _named_manifest(tmp_path / "m.yaml", [u.upn for u in tenant.state.users[:30]], "remove")
+    desired = load_desired([tmp_path / "m.yaml"])
+    with open_app(tenant.app) as conn:
+        obs = read_tenant(conn, desired, load_catalog())
+        choice = conn.reader.last_choice
+    assert choice is not None and choice.strategy in ("filtered", "scan") and choice.counted_cost == -1
+    assert obs.complete_for_managed and obs.holder_counts is None and len(obs.users) > 5000
+
+
+def test_holders_outside_the_counted_countries_fall_back_to_the_full_read(
+    tenant: LocalTenant, tmp_path: Path
+) -> None:
+    # Only GB users named and declared: the counts cover GB, while most Calling Plan holders are in the US.
+    gb = [u.upn for u in tenant.state.users if u.usage_location == "GB"][:40]
+    _named_manifest(tmp_path / "m.yaml", gb, "ignore", loc="GB")
+    desired = load_desired([tmp_path / "m.yaml"])
+    with open_app(tenant.app) as conn:
+        reset_stats(tenant.app)
+        obs = read_tenant(conn, desired, load_catalog())
+        choice = conn.reader.last_choice
+    stats = emulator_stats(tenant.app)
+    assert choice is not None and choice.strategy in ("filtered", "scan"), choice
+    assert obs.complete_for_managed and obs.holder_counts is None and len(obs.users) > 5000
+    # $batches: org + SKUs + size; the look-ups with the counts (tried, then found short); the full read's
+    # look-ups with the first page of its SKU filter. Its other pages follow @odata.nextLink, one GET each.
+    assert stats["batches"] == 3 and stats["subRequests"] == 3 + (3 + 6 + 6) + (3 + 1), stats
+
+
+def test_a_small_tenant_is_read_whole(demo_path: Path, tmp_path: Path) -> None:
+    local = LocalTenant(demo_path)
+    _named_manifest(tmp_path / "m.yaml", [local.state.users[0].upn], "ignore")
+    with open_app(local.app) as conn:
+        obs = read_tenant(conn, load_desired([tmp_path / "m.yaml"]), load_catalog())
+        choice = conn.reader.last_choice
+    # one page holds the whole tenant: as cheap as counting, and complete, so the full read wins the tie
+    assert choice is not None and choice.strategy in ("filtered", "scan") and choice.counted_cost >= 1
+    assert obs.complete_for_managed and obs.holder_counts is None
+
+
+def test_counted_cost_and_the_tie_rule() -> None:
+    from provisioner.graph.strategy import ReadChoice, choose_counted, count_url, counted_cost, holders_filter
+
+    assert counted_cost(1000, 54) == 7  # 67 look-ups + 54 counts = 121 GETs, 20 a $batch
+    assert choose_counted(ReadChoice("filtered", 7, 21), n_named=1000, n_counts=54).strategy == "filtered"
+    assert choose_counted(ReadChoice("scan", 16, 8), n_named=1000, n_counts=54).strategy == "counted"
+    flt = holders_filter("AB" * 4 + "-0000-4000-8000-000000000000", "gb")
+    assert flt == "usageLocation eq 'GB' and assignedLicenses/any(x:x/skuId eq abababab-0000-4000-8000-000000000000)"
+    assert count_url(flt).endswith("&$count=true&$top=1&$select=id") and " " not in count_url(flt)
