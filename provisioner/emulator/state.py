@@ -140,12 +140,19 @@ class TenantState:
         domains = tenant.get("verifiedDomains") or []
         if not isinstance(domains, list):
             raise StateError("tenant.verifiedDomains: expected a list")
+        for j, dom in enumerate(domains):
+            need(dom, "name", str, f"tenant.verifiedDomains[{j}]")  # Graph's verifiedDomain objects
         tenant = {"id": tenant["id"], "displayName": tenant["displayName"], "verifiedDomains": domains}
         skus = []
         for i, s in enumerate(need(d, "subscribedSkus", list, "state")):
             where = f"subscribedSkus[{i}]"
             prepaid = need(s, "prepaidUnits", dict, where)
             plans = s.get("servicePlans") or []
+            if not isinstance(plans, list):
+                raise StateError(f"{where}.servicePlans: expected a list of service plans")
+            for k in ("enabled", "suspended", "warning", "lockedOut"):
+                if not isinstance(prepaid.get(k) or 0, int):
+                    raise StateError(f"{where}.prepaidUnits.{k}: expected a whole number of seats")
             for j, p in enumerate(plans):
                 need(p, "servicePlanId", str, f"{where}.servicePlans[{j}]")
                 need(p, "servicePlanName", str, f"{where}.servicePlans[{j}]")
@@ -172,7 +179,10 @@ class TenantState:
                 licenses=parse_licenses(u.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
         groups = []
-        for i, g in enumerate(d.get("groups") or []):
+        raw_groups = d.get("groups") or []
+        if not isinstance(raw_groups, list):
+            raise StateError("groups: expected a list of groups")
+        for i, g in enumerate(raw_groups):
             where = f"groups[{i}]"
             groups.append(Group(
                 id=need(g, "id", str, where),

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from provisioner.apply.saved import load_saved_plan
@@ -151,7 +151,6 @@ def _serves(state: TenantState) -> None:
 @FUZZ
 @given(path=st.sampled_from(STATE_PATHS), value=json_values, delete=st.booleans())
 def test_tampered_state_file(path: tuple[Any, ...], value: Any, delete: bool) -> None:
-    assume(not _known_state_bug(path, value, delete))
     target = _write("state.json", mutate(STATE, path, value, delete))
     try:
         state = TenantState.load(target)
@@ -161,19 +160,8 @@ def test_tampered_state_file(path: tuple[Any, ...], value: Any, delete: bool) ->
     _serves(state)
 
 
-def _known_state_bug(path: tuple[Any, ...], value: Any, delete: bool) -> bool:
-    """Shapes pinned by test_state_file_known_bugs (xfail); remove each clause once its bug is fixed."""
-    if delete:
-        return False
-    domains = path[:2] == ("tenant", "verifiedDomains") and not isinstance(value, dict)
-    plans = path[-1] == "servicePlans" and not isinstance(value, list | None)
-    units = "prepaidUnits" in path and len(path) == 4 and not isinstance(value, int | float | None)
-    groups = path == ("groups",) and not isinstance(value, list | None)
-    return domains or plans or units or groups
-
-
-# Found by test_tampered_state_file: each loads without StateError but then fails with another exception,
-# either in TenantState.from_dict (state.py) or when the state is served (GET /organization answers 500).
+# Found by test_tampered_state_file (fixed in state.py from_dict, kept as regression cases): each loaded
+# without a StateError and then failed with another exception, at load or when served (GET /organization 500).
 STATE_BUGS = [
     pytest.param(("tenant", "verifiedDomains", 1), None, id="domain-null"),
     pytest.param(("tenant", "verifiedDomains", 1), "contoso.com", id="domain-string"),
@@ -184,16 +172,9 @@ STATE_BUGS = [
 ]
 
 
-@pytest.mark.xfail(strict=True, raises=(TypeError, ValueError, AssertionError),
-                   reason="emulator bug: TenantState.from_dict does not check these shapes: a TypeError/ValueError "
-                   "at load (state.py from_dict: servicePlans, prepaidUnits values, groups), or a state that loads "
-                   "and then answers GET /organization with a 500 (verifiedDomains items that are not objects)")
 @pytest.mark.parametrize(("path", "value"), STATE_BUGS)
-def test_state_file_known_bugs(path: tuple[Any, ...], value: Any) -> None:
+def test_state_file_bad_shapes_are_refused_naming_the_file(path: tuple[Any, ...], value: Any) -> None:
     target = _write("state-bug.json", mutate(STATE, path, value, False))
-    try:
-        state = TenantState.load(target)
-    except StateError as exc:
-        assert str(target) in str(exc)
-        return
-    _serves(state)
+    with pytest.raises(StateError) as caught:
+        TenantState.load(target)
+    assert str(target) in str(caught.value)
