@@ -96,7 +96,8 @@ class UserFilter:
     ids: set[str] = field(default_factory=set)
     clauses: int = 0
     any_clauses: int = 0
-    location: str | None = None
+    location: str | None = None  # "" = `usageLocation eq null` (no usage location)
+    null_clauses: int = 0
     or_terms: int = 0  # the OR-joined terms read (0: the filter is the location alone)
 
     def matches(self, upn: str, sku_ids: set[str] | dict[str, list[str]], user_id: str = "",
@@ -247,7 +248,7 @@ def _clause(sc: _Scanner, f: UserFilter) -> None:
 
 
 def _location(sc: _Scanner, f: UserFilter) -> None:
-    """`usageLocation eq 'XX'`; the scanner stands after the property name.
+    """`usageLocation eq 'XX'` or `usageLocation eq null`; the scanner stands after the property name.
 
     user.md: usageLocation (a two-letter ISO 3166 code) "Supports $filter (eq, ne, not, ge, le, startsWith)";
     the emulator serves eq, compared case-insensitively like Graph's other directory string filters.
@@ -257,6 +258,18 @@ def _location(sc: _Scanner, f: UserFilter) -> None:
         raise bad(f"Unsupported operator '{op[:20]}' on property 'usageLocation' in this emulator (it supports eq).",
                   "Request_UnsupportedQuery")
     if sc.peek() != "'":
+        start = sc.i
+        if sc.word().lower() == "null":
+            # aad-advanced-queries.md lists filters on null values among the advanced-only query scenarios;
+            # "" stands for "no usage location" (the value Graph shows as null).
+            if f.location is not None:
+                raise bad("Unsupported query: this emulator takes one usageLocation clause per filter.",
+                          "Request_UnsupportedQuery")
+            f.location = ""
+            f.null_clauses += 1
+            f.clauses += 1
+            return
+        sc.i = start
         raise bad("A binary operator with incompatible types was detected. Found operand types 'Edm.String' and "
                   "'Edm.Guid' for operator kind 'Equal'.", "BadRequest")
     value = sc.string().upper()
@@ -344,6 +357,10 @@ def parse_user_filter(raw: str | None, advanced: bool) -> UserFilter | None:
         if f.clauses > MAX_OR_CLAUSES:  # wording from docs-contrib#1238
             raise bad("Too many child clauses specified in search filter expression containing 'OR' operators: "
                       f"{f.clauses}. Max allowed: {MAX_OR_CLAUSES}.", "Request_UnsupportedQuery")
+        if f.null_clauses:
+            raise bad("Filter on null values is not supported because the 'ConsistencyLevel:eventual' header is "
+                      "missing or $count=true is not set. Refer to https://aka.ms/graph-docs/advanced-queries for "
+                      "more information", "Request_UnsupportedQuery")
         if f.any_clauses:
             # A filter by SKU is served as an advanced query (graph-docs PR #15703, issue #14231; Microsoft's
             # own Get-MgUser example passes -ConsistencyLevel eventual -CountVariable). The emulator requires

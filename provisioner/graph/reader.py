@@ -214,8 +214,8 @@ class Reader:
         plans = sorted({s.lower() for s in count_pairs_for(skus)}) if counting and count_pairs_for else []
         countries = sorted({c.strip().upper() for c in count_countries if c and c.strip()})
         if counting:
-            # per SKU: its holders in all (checks the per-country counts add up), then per declared country
-            choice = choose_counted(choice, n_named=len(named), n_counts=len(plans) * (1 + max(1, len(countries))))
+            # per SKU: all holders, holders with no usage location, holders in each declared country
+            choice = choose_counted(choice, n_named=len(named), n_counts=len(plans) * (2 + max(1, len(countries))))
         if strategy != "auto":
             choice = ReadChoice(strategy, choice.filtered_cost, choice.scan_cost)
         self.last_choice = choice
@@ -251,7 +251,8 @@ class Reader:
     ) -> dict[tuple[str, str], int] | None:
         """Read the named users into `users`; return holders per (usage location, Calling Plan SKU).
 
-        One wave: the UPN look-ups, each SKU's holder count, and its count in each `declared` country; a
+        One wave: the UPN look-ups, each SKU's holder count, its count in each `declared` country and among
+        users with no usage location; a
         second (rare: manifests usually declare where their users are) counts the countries named users are
         in that no manifest declares. None when the countries counted do not add up to a SKU's holders (some
         hold it in another country, or with no usage location): the caller then reads every holder instead.
@@ -269,7 +270,8 @@ class Reader:
 
         lookups = [Get(f"upn{i}", users_url("", filter_text=f, top=999)) for i, f in enumerate(upn_filters(named))]
         totals = [Get(f"all|{p}", count_url(holders_filter(p)), dict(EVENTUAL)) for p in plans]
-        bodies = await self.get_many(lookups + totals + pair_gets(declared))
+        # "" counts the holders with no usage location (their pool line has no country)
+        bodies = await self.get_many(lookups + totals + pair_gets(["", *declared]))
         await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
         more = sorted({(u.usage_location or "").upper() for u in users.values()} - set(declared) - {""})
         if more and plans:

@@ -104,9 +104,16 @@ def users_url(base: str, *, filter_text: str | None = None, top: int = PAGE_SIZE
 
 
 def holders_filter(sku_id: str, country: str | None = None) -> str:
-    """Holders of one SKU, optionally in one usage location (user.md: usageLocation supports $filter with eq)."""
+    """Holders of one SKU; with `country`, only those in that usage location ("": those with none).
+
+    user.md: usageLocation "Supports $filter (eq, ne, not, ge, le, startsWith)"; `eq null` is one of the
+    null-value filters aad-advanced-queries.md serves as an advanced query (these counts are advanced anyway).
+    """
     clause = f"assignedLicenses/any(x:x/skuId eq {sku_id.lower()})"
-    return clause if country is None else f"usageLocation eq {odata_string(country.upper())} and {clause}"
+    if country is None:
+        return clause
+    value = odata_string(country.upper()) if country else "null"
+    return f"usageLocation eq {value} and {clause}"
 
 
 def count_url(filter_text: str) -> str:

@@ -261,6 +261,27 @@ def test_filter_by_usage_location_and_sku_counts_holders_per_country() -> None:
     assert r.status_code == 200 and len(r.json()["value"]) == sum(u["usageLocation"] == "JP" for u in state["users"])
 
 
+def test_usage_location_eq_null_counts_holders_without_a_location() -> None:
+    state = synthetic_state(3000, seed=5)
+    member = state["groups"][0]["members"][0]
+    for u in state["users"]:
+        if u["id"] == member:
+            u["usageLocation"] = None  # a group member with no usage location still inherits the group's plan
+    client = make_client(state)
+    flt = f"usageLocation eq null and assignedLicenses/any(x:x/skuId eq {DOM})"
+    r = client.get("/v1.0/users", params={"$filter": flt, "$count": "true", "$top": "999", "$select": "id"},
+                   headers=EVENTUAL)
+    assert r.status_code == 200, r.text
+    assert [u["id"] for u in r.json()["value"]] == [member] and r.json()["@odata.count"] == 1
+    no_loc = sum(not u["usageLocation"] for u in state["users"])
+    r = client.get("/v1.0/users", params={"$filter": "usageLocation eq null", "$count": "true", "$top": "999"},
+                   headers=EVENTUAL)
+    assert r.json()["@odata.count"] == no_loc > 1
+    # a null-value filter is an advanced query (aad-advanced-queries.md)
+    r = client.get("/v1.0/users", params={"$filter": "usageLocation eq null"})
+    assert error_of(r)[:2] == (400, "Request_UnsupportedQuery") and "ConsistencyLevel:eventual" in error_of(r)[2]
+
+
 def test_usage_location_count_follows_a_country_move(client: Client) -> None:
     flt = {"$filter": "usageLocation eq 'CA'", "$count": "true", "$top": "1", "$select": "id"}
     before = client.get("/v1.0/users", params=flt, headers=EVENTUAL).json()["@odata.count"]
