@@ -46,7 +46,9 @@ def plan(
     when it carries `holder_counts`: the minute pools and split-pool warnings come from the counts. Two things
     it cannot know: `unlisted: remove` (refused here; the pipeline reads every holder for it), and group
     members outside the manifests waiting in CountViolation, who take a freed seat before anyone else. When
-    this plan hands a freed seat to another user, an info diagnostic `partial-read` says so.
+    this plan hands a freed seat to another user, an info diagnostic `partial-read` says so; otherwise such a
+    waiter changes only the seat line's `after` (a seat the plan frees goes to it rather than back to the
+    pool), never an action. Apply re-checks seats, and Graph refuses an add it has no seat for.
     """
     if desired.policy.unlisted == "remove" and not observed.complete_for_managed:
         raise ValueError("policy.unlisted: remove needs every holder of a managed SKU read (a complete read)")
