@@ -12,6 +12,7 @@ import pytest
 from graph_helpers import emulator_stats, reset_stats
 
 from provisioner.catalog import load_catalog
+from provisioner.emulator.demo import synthetic_state
 from provisioner.emulator.local import LocalTenant
 from provisioner.emulator.state import TenantState
 from provisioner.graph.connection import open_app
@@ -66,8 +67,17 @@ def _without_fingerprint(p: Plan) -> Plan:
 
 
 @pytest.fixture(scope="module")
-def tenant(tenant20k: Path) -> LocalTenant:
-    return LocalTenant(tenant20k)
+def tenant(tmp_path_factory: pytest.TempPathFactory) -> LocalTenant:
+    """20,000 users; three members of the group licensing MCOPSTN1 have no usage location (Graph allows it:
+    group licensing falls back to the tenant's country), so a pool line has no country."""
+    state = synthetic_state(20_000, 7)
+    lost = set(state["groups"][0]["members"][:3])
+    for u in state["users"]:
+        if u["id"] in lost:
+            u["usageLocation"] = None
+    path = tmp_path_factory.mktemp("partial") / "tenant.json"
+    TenantState.from_dict(state).save(path)
+    return LocalTenant(path)
 
 
 def test_1000_named_users_of_20k_plan_in_at_most_10_round_trips_and_as_a_full_read(
@@ -94,6 +104,8 @@ def test_1000_named_users_of_20k_plan_in_at_most_10_round_trips_and_as_a_full_re
     assert not partial.complete_for_managed and full.complete_for_managed
     assert len(partial.users) == 1000 and len(full.users) > 5000  # the partial read really read less
     assert partial.holder_counts and all(n > 0 for n in partial.holder_counts.values())
+    dom_id = next(s.sku_id for s in partial.skus if s.part_number == "MCOPSTN1")
+    assert partial.holder_counts[("", dom_id)] == 3  # counted with `usageLocation eq null`
     got, want = plan(desired, partial, catalog), plan(desired, full, catalog)
     assert _without_fingerprint(got) == _without_fingerprint(want)
     # and the equality is not vacuous: the plan changes users, and its pools move between countries
