@@ -18,7 +18,7 @@ from provisioner.planner import calling_plan_sku_ids, plan
 
 CAT = load_catalog()
 E3, EV, DOM, M120 = demo.E3, demo.EV, demo.DOM, demo.M120
-SEATS = {E3: 50, EV: 50, DOM: 50, M120: 50}
+SEATS: dict[str, int | tuple[int, str]] = {E3: 50, EV: 50, DOM: 50, M120: 50}
 
 
 def partial(full: Observed, named: set[str]) -> Observed:
