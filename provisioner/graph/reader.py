@@ -251,11 +251,12 @@ class Reader:
     ) -> dict[tuple[str, str], int] | None:
         """Read the named users into `users`; return holders per (usage location, Calling Plan SKU).
 
-        One wave: the UPN look-ups, each SKU's holder count, its count in each `declared` country and among
-        users with no usage location; a
-        second (rare: manifests usually declare where their users are) counts the countries named users are
-        in that no manifest declares. None when the countries counted do not add up to a SKU's holders (some
-        hold it in another country, or with no usage location): the caller then reads every holder instead.
+        One wave: the UPN look-ups, each SKU's holder count, and its count in each `declared` country and
+        among users with no usage location; a second (rare: manifests usually declare where their users are)
+        counts the countries named users are in that no manifest declares. None when those counts do not add
+        up to a SKU's holders (some hold it in a country not counted), or one is missing: the caller then
+        reads every holder instead. Counts are eventually consistent (advanced queries), so a change made
+        seconds ago can also send it to the full read; never to a wrong count.
         """
 
         def sink(page: list[dict[str, Any]]) -> None:
