@@ -255,8 +255,9 @@ class Reader:
         among users with no usage location; a second (rare: manifests usually declare where their users are)
         counts the countries named users are in that no manifest declares. None when those counts do not add
         up to a SKU's holders (some hold it in a country not counted), or one is missing: the caller then
-        reads every holder instead. Counts are eventually consistent (advanced queries), so a change made
-        seconds ago can also send it to the full read; never to a wrong count.
+        reads every holder instead. Counts are eventually consistent (advanced queries): a license change made
+        seconds ago can send it to the full read, or leave a pool line off by that change until the index
+        catches up (pools are informational; seats and actions never come from counts).
         """
 
         def sink(page: list[dict[str, Any]]) -> None:
