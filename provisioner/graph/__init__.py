@@ -2,7 +2,9 @@
 the SDK is loaded only when `connect()` is called.
 
     connect(tenant, graph_url=None, auth="auto", debug=False) -> TenantConnection      connection.py
-        .tenant_info() .read_skus() .read(upns, managed_sku_ids, include_all_managed=True) -> Observed
+        .tenant_info() .read_skus()
+        .read(upns, managed_sku_ids, include_all_managed=True, count_pairs_for=None, count_countries=()) -> Observed
+            (without include_all_managed: the named users plus Calling Plan holder counts per country)
         .read_users_by_id(ids) .read_users_by_upn(upns) .read_stale_inputs(ids) -> (tenant, users, skus)
         .execute(actions, parallelism=4, on_outcome=None) -> [ActionOutcome]          outcome.py
     select_credential(mode, env, tenant) -> CredentialChoice                            auth.py (pure)
