@@ -201,7 +201,7 @@ class _Merger:
                 key = entry.upn.lower()
                 if key in first_seen:
                     file, line = first_seen[key]
-                    self._issue(fm.path, entry.line, f"user {entry.upn} is declared twice: here and at {file}:{line}",
+                    self._issue(fm.path, entry.line, f"duplicate-user: {entry.upn} is declared twice: here and at {file}:{line}",
                                 "declare each user once (UPNs compare case-insensitively)")
                     continue
                 first_seen[key] = (fm.path, entry.line)

@@ -224,7 +224,7 @@ def test_bad_defaults_are_reported_once_at_the_defaults_line(tmp_path: Path) -> 
 def test_user_declared_twice_in_one_file_names_both_lines(tmp_path: Path) -> None:
     f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n  - upn: A@Contoso.COM\n")
     assert only_problem(f) == (
-        f"{f}:5: user A@Contoso.COM is declared twice: here and at {f}:4 — declare each user once "
+        f"{f}:5: duplicate-user: A@Contoso.COM is declared twice: here and at {f}:4 — declare each user once "
         "(UPNs compare case-insensitively)"
     )
 
@@ -233,7 +233,7 @@ def test_user_declared_twice_across_files(tmp_path: Path) -> None:
     a = write(tmp_path, "a.yaml", "users:\n  - upn: a@contoso.com\n")
     b = write(tmp_path, "b.yaml", "users:\n  - upn: x@contoso.com\n  - upn: a@CONTOSO.com\n")
     assert only_problem(tmp_path) == (
-        f"{b}:5: user a@CONTOSO.com is declared twice: here and at {a}:4 — declare each user once "
+        f"{b}:5: duplicate-user: a@CONTOSO.com is declared twice: here and at {a}:4 — declare each user once "
         "(UPNs compare case-insensitively)"
     )
 
