@@ -93,6 +93,11 @@ class WriteSchedule:
         # per user, action ids in plan order
         self.by_user: dict[str, list[str]] = {}
         self._open_users: dict[str, None] | None = None  # users with actions not yet final, in plan order
+        # Ready fragments pulled by earlier calls and not sent yet, per user. They stay ready: readiness only
+        # grows (dependencies succeed, removals finish); an action that becomes final meanwhile (a skipped
+        # dependent) drops its fragment. Keeping them is what makes each call cost what it sends.
+        self._pool: dict[str, list[Action]] = {}
+        self._pool_size = 0
         self.dependents: dict[str, list[str]] = {}
         for a in self.actions:
             self.by_user.setdefault(a.user_id, []).append(a.id)
@@ -208,6 +213,8 @@ class WriteSchedule:
         finished: list[str] = []
         try:
             for user in self._open_users:
+                if user in self._pool:
+                    continue
                 todo = [i for i in self.by_user[user] if i not in self.final]
                 if not todo:
                     finished.append(user)
@@ -237,17 +244,22 @@ class WriteSchedule:
         if slots <= 0:
             return []
         batches: list[Batch] = []
-        # A bounded look-ahead: pull fragments (users in plan order) only until they hold LOOKAHEAD actions
-        # (or twice what the free slots take). Sorting the whole generator walks every waiting user on each
-        # call, O(n²) over a run of n actions; a window this size still lets first-fit-decreasing mix long and
-        # short fragments into full batches.
-        wanted, pulled, frags = max(2 * slots * BATCH_SIZE, LOOKAHEAD), 0, []
-        for frag in self._fragments(now):
-            frags.append(frag)
-            pulled += len(frag)
-            if pulled >= wanted:
-                break
-        frags.sort(key=lambda f: (-len(f), self.index[f[0].id]))
+        for user, frag in list(self._pool.items()):
+            if any(a.id in self.final or a.id in self.in_flight for a in frag):
+                del self._pool[user]
+                self._pool_size -= len(frag)
+        # A bounded look-ahead: top the pool up (users in plan order) to LOOKAHEAD actions, or twice what the
+        # free slots take. Sorting every ready fragment on each call would walk every waiting user, O(n²) over
+        # a run; a window this size still lets first-fit-decreasing mix long and short fragments into full
+        # batches.
+        wanted = max(2 * slots * BATCH_SIZE, LOOKAHEAD)
+        if self._pool_size < wanted:
+            for frag in self._fragments(now):
+                self._pool[frag[0].user_id] = frag
+                self._pool_size += len(frag)
+                if self._pool_size >= wanted:
+                    break
+        frags = sorted(self._pool.values(), key=lambda f: (-len(f), self.index[f[0].id]))
         for frag in frags:
             target = next((b for b in batches if len(b.actions) + len(frag) <= BATCH_SIZE), None)
             if target is None:
@@ -258,6 +270,8 @@ class WriteSchedule:
                 target = Batch()
                 batches.append(target)
             target.actions.extend(frag)
+            del self._pool[frag[0].user_id]
+            self._pool_size -= len(frag)
         for b in batches:
             b.actions.sort(key=lambda a: self.index[a.id])  # plan order inside the batch (each user's stays)
             for a in b.actions:
