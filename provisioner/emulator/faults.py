@@ -52,6 +52,6 @@ class FaultInjector:
             return Fault(503, "serviceNotAvailable", "Service unavailable. Please retry later.", headers)
         return None
 
-    async def delay(self) -> None:
-        if self.config.latency_ms > 0:
-            await asyncio.sleep(self.config.latency_ms / 1000)
+    async def delay(self, times: int = 1) -> None:
+        if self.config.latency_ms > 0 and times > 0:
+            await asyncio.sleep(times * self.config.latency_ms / 1000)

@@ -50,6 +50,7 @@ class Emulator:
         self.faults = FaultInjector(faults)
         self.on_write = on_write
         self.stats = Stats()
+        self.last_batch_levels = 1  # levels of the last $batch's longest dependsOn chain (read right after batch())
         # serialized users per $select (few distinct selects in practice; bounded LRU), invalidated per user
         self._user_cache: OrderedDict[tuple[str, ...], dict[str, bytes]] = OrderedDict()
         # filtered user lists per (filter, state.version): paging a filter is not O(n) per page
@@ -274,6 +275,12 @@ class Emulator:
             ids.append(r["id"])
         status: dict[str, int] = {}
         out: list[dict[str, Any]] = []
+        # Graph runs independent sub-requests in parallel and a dependsOn chain in sequence: with added latency
+        # per sub-request, the batch takes one latency per level of its longest chain (level 1 is the envelope's).
+        level: dict[str, int] = {}
+        for r in requests:
+            level[r["id"]] = 1 + max((level[d] for d in r.get("dependsOn", [])), default=0)
+        self.last_batch_levels = max(level.values())
         for r in requests:
             sub_rid = str(uuid.uuid4())
             self.stats.subRequests += 1
@@ -371,6 +378,8 @@ def create_app(state: TenantState, *, faults: FaultConfig | None = None,
                 else:
                     try:
                         reply = emu.batch(body, base, rid)
+                        # latency applies to each sub-request too (CONTRACT §4): the levels beyond the first
+                        await emu.faults.delay(emu.last_batch_levels - 1)
                     except GraphRuleError as exc:
                         reply = error_reply(exc.status, exc.code, exc.message, rid)
             else:

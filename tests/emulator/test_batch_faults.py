@@ -141,7 +141,7 @@ def test_stats_count_sub_requests_and_errors(client: Client) -> None:
     assert s["byRoute"] == {"GET /organization": 1, "GET /users/{id}": 1, "GET /users": 1, "POST /$batch": 1}
 
 
-def test_latency_is_added_to_each_top_level_request_but_not_to_stats() -> None:
+def test_latency_is_added_per_request_and_per_dependency_level_of_a_batch_but_not_to_stats() -> None:
     import time
 
     client = make_client(faults=FaultConfig(latency_ms=120))
@@ -149,17 +149,25 @@ def test_latency_is_added_to_each_top_level_request_but_not_to_stats() -> None:
     faults = client.app.state.emulator.faults
     real_delay = faults.delay
 
-    async def counted() -> None:
-        sleeps.append(faults.config.latency_ms)
-        await real_delay()
+    async def counted(times: int = 1) -> None:
+        if times > 0:
+            sleeps.append(times * faults.config.latency_ms)
+        await real_delay(times)
 
     faults.delay = counted
     start = time.monotonic()
     assert client.get("/v1.0/organization").status_code == 200
     assert time.monotonic() - start >= 0.12  # a lower bound: not sensitive to a loaded machine
     assert client.get("/_emulator/stats").status_code == 200
+    # independent sub-requests run side by side, as Graph runs them: one latency for the whole batch
     assert client.post("/v1.0/$batch", json={"requests": [_get(1), _get(2)]}).status_code == 200
-    assert sleeps == [120, 120]  # organization and the $batch envelope; never stats, not per sub-request
+    assert sleeps == [120, 120]  # organization and the $batch envelope; never stats
+    # a dependsOn chain of three runs in sequence: the envelope's latency plus two more levels
+    chain = [_get(1), {**_get(2), "dependsOn": ["1"]}, {**_get(3), "dependsOn": ["2"]}]
+    start = time.monotonic()
+    assert client.post("/v1.0/$batch", json={"requests": chain}).status_code == 200
+    assert time.monotonic() - start >= 0.36
+    assert sleeps == [120, 120, 120, 240]
 
 
 def test_batch_sub_request_headers_must_be_an_object(client: Client) -> None:
