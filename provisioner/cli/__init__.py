@@ -7,6 +7,7 @@ never loads msgraph-sdk or azure-identity.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -293,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     command = typer.main.get_command(app)
+    # No command at all is a usage error (64) whose help is a diagnostic: typer prints that help while raising,
+    # so send stdout to stderr for it (stdout carries only what a command renders).
+    bare = args in ([], ["emulator"])
     try:
-        rv = command.main(args=args, prog_name="provision", standalone_mode=False)
+        with contextlib.redirect_stdout(sys.stderr) if bare else contextlib.nullcontext():
+            rv = command.main(args=args, prog_name="provision", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         exc.show(file=sys.stderr)
         return EXIT_USAGE

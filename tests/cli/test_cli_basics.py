@@ -94,3 +94,11 @@ def test_errors_from_a_command_become_plain_lines_and_exit_codes(monkeypatch, ca
     err = capsys.readouterr().err
     assert expected in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [[], ["emulator"]])
+def test_no_command_is_a_usage_error_with_the_help_on_stderr(argv: list[str]) -> None:
+    r = subprocess.run([sys.executable, "-m", "provisioner", *argv], capture_output=True, text=True, timeout=60)
+    assert r.returncode == EXIT_USAGE
+    assert r.stdout == ""  # stdout carries only what a command renders
+    assert "Usage: provision" in r.stderr and "Example:" in r.stderr
