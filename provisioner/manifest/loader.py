@@ -116,6 +116,7 @@ def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None) -> D
         tenant=merged.tenant[0] if merged.tenant else None,
         files=tuple(files),
         catalog_path=merged.catalog_file[0] if merged.catalog_file else None,
+        tenant_source=merged.tenant_source,
     )
 
 
@@ -141,6 +142,7 @@ class _Merger:
         self.files = files
         self.issues = issues
         self.tenant: tuple[str, str] | None = None  # value, "FILE:LINE"
+        self.tenant_source: Source | None = None  # the same place, for Desired.tenant_source
         self.catalog_file: tuple[str, str, int] | None = None  # resolved path, file, line
         self.policy_values: dict[str, tuple[Any, str]] = {}
 
@@ -150,6 +152,7 @@ class _Merger:
                 value, line = fm.tenant
                 if self.tenant is None:
                     self.tenant = (value, f"{fm.path}:{line}")
+                    self.tenant_source = Source(fm.path, line)
                 elif self.tenant[0].lower() != value.lower():
                     self._issue(fm.path, line, f"tenant '{value}' differs from '{self.tenant[0]}' at {self.tenant[1]}",
                                 "every file that sets tenant must name the same tenant")

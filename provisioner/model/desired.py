@@ -80,6 +80,8 @@ class Desired:
     files: tuple[str, ...] = ()
     # A catalog override named by a manifest `catalog:` key (path resolved relative to that manifest), if any.
     catalog_path: str | None = None
+    # Where the `tenant:` key was read (the first file that sets it): tenant-mismatch points there.
+    tenant_source: Source | None = None
 
     def by_key(self) -> dict[str, DesiredUser]:
         return {u.key: u for u in self.users}

@@ -71,6 +71,8 @@ def plan(
                 msg.tenant_mismatch(
                     desired.tenant, tenant.id, tenant.display_name, sorted(tenant.verified_domains)
                 ),
+                None,
+                str(desired.tenant_source) if desired.tenant_source is not None else None,
             )
         )
         return Plan(
@@ -246,9 +248,18 @@ def _seat_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
                 f"Split it: first plan and apply with {_listing(givers)} giving up {part} (e.g. `callingPlan: none`), "
                 f"then plan and apply again; or buy 1 more {part} seat."
             )
-        upn = stuck[0].target.user.upn if len(stuck) == 1 else None
-        out.append(Diagnostic("error", "insufficient-seats", text, upn, None))
+        # One user left out: the diagnostic is theirs (upn and manifest line). Several: it names no single user,
+        # and the message says how many it concerns.
+        upn, where = (stuck[0].target.user.upn, _source_of(stuck[0])) if len(stuck) == 1 else (None, None)
+        if upn is None:
+            text += f" It concerns {len(stuck)} users, all named above."
+        out.append(Diagnostic("error", "insufficient-seats", text, upn, where))
     return out
+
+
+def _source_of(st: Step) -> str | None:
+    declared = st.target.declared
+    return str(declared.source) if declared is not None else None
 
 
 def _listing(items: list[str], limit: int = 10) -> str:
@@ -261,23 +272,39 @@ def _describe(st: Step, view: TenantView) -> str:
 
 
 def _subscription_diagnostics(
-    view: TenantView, sched: Schedule, inactive: dict[str, list[str]]
+    view: TenantView, sched: Schedule, inactive: dict[str, list[tuple[str, str | None]]]
 ) -> list[Diagnostic]:
+    """One diagnostic per SKU; when it concerns one user's change, it carries that user and manifest line."""
     out = []
-    for sku_id, upns in sorted(inactive.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
+    for sku_id, users in sorted(inactive.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
         info = view.skus[sku_id]
+        users = sorted(set(users), key=lambda u: (u[0].lower(), u[1] or ""))
+        upn, where = users[0] if len(users) == 1 else (None, None)
         out.append(
             Diagnostic(
                 "error",
                 "subscription-not-active",
-                msg.subscription_not_active(info.part, info.sku.capability_status, _listing(sorted(upns))),
+                msg.subscription_not_active(
+                    info.part, info.sku.capability_status, _listing([u for u, _ in users])
+                ),
+                upn,
+                where,
             )
         )
     for sku_id, n in sorted(sched.taken.items(), key=lambda kv: (view.part(kv[0]), kv[0])):
         held = view.skus.get(sku_id)
         if held is not None and held.sku.capability_status == "Warning":
+            takers = sorted({st.target.user.upn for st in sched.steps if sku_id in st.needs}, key=str.lower)
+            one = next((st for st in sched.steps if sku_id in st.needs), None) if len(takers) == 1 else None
+            upn, where = (one.target.user.upn, _source_of(one)) if one is not None else (None, None)
             out.append(
-                Diagnostic("warning", "subscription-not-active", msg.subscription_warning(held.part, n))
+                Diagnostic(
+                    "warning",
+                    "subscription-not-active",
+                    msg.subscription_warning(held.part, n, _listing(takers)),
+                    upn,
+                    where,
+                )
             )
     return out
 

@@ -16,7 +16,14 @@ def group_list(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
-def inherited(part: str, groups: str, wish: str) -> str:
+def inherited(part: str, groups: str, wish: str, also_direct: bool = False) -> str:
+    if also_direct:
+        return (
+            f"{part} comes from group {groups}, so it cannot be removed from this user ({wish}). The user also "
+            "holds it directly, and that copy is kept too: removing it frees no seat (Graph counts the user once). "
+            "The license stays while the group grants it: change the group's licenses or remove the user from "
+            "the group; a later plan removes the direct copy once the group no longer grants it."
+        )
     return (
         f"{part} comes from group {groups}, so it cannot be removed from this user ({wish}). "
         "Change the group's licenses or remove the user from the group."
@@ -115,10 +122,11 @@ def subscription_not_active(part: str, status: str, users: str) -> str:
     )
 
 
-def subscription_warning(part: str, users: int) -> str:
+def subscription_warning(part: str, users: int, who: str = "") -> str:
+    named = f" ({who})" if who else ""
     return (
         f"the {part} subscription is in Warning (expired, in its grace period); the plan assigns it to "
-        f"{plural(users, 'user')}. Renew it in the Microsoft 365 admin center > Billing > Your products, or they lose it."
+        f"{plural(users, 'user')}{named}. Renew it in the Microsoft 365 admin center > Billing > Your products, or they lose it."
     )
 
 

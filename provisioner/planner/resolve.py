@@ -1,8 +1,9 @@
 """Resolve each declared user to the managed licenses and usage location the manifests ask for. Pure.
 
 The result per user is a `Target`: the usage location change (if any) and the sets of SKU ids to add and
-remove, already made safe (a Calling Plan never ends up without Phone System; inherited licenses are never
-removed; nothing is added to a user without a usage location). Problems become diagnostics, never raises.
+remove, already made safe (a Calling Plan never ends up without Phone System; a license the user inherits
+from a group is never removed, even when also held directly; nothing is added to a user without a usage
+location). Problems become diagnostics, never raises.
 """
 
 from __future__ import annotations
@@ -48,8 +49,11 @@ class Resolver:
         self.view = view
         self.policy = policy
         self.diags = diagnostics
-        # SKU id -> UPNs whose add of it was dropped because the subscription cannot assign (Suspended, ...)
-        self.inactive: dict[str, list[str]] = {}
+        # SKU id -> (UPN, FILE:LINE or None) of users whose add of it was dropped because the subscription
+        # cannot assign (Suspended, ...)
+        self.inactive: dict[str, list[tuple[str, str | None]]] = {}
+        # (user key, SKU id) already reported as inherited-license: one warning per user and SKU
+        self._inherited_warned: set[tuple[str, str]] = set()
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -62,10 +66,15 @@ class Resolver:
         return msg.group_list([self.view.group_name(g) for g in user.inherited_from(sku_id)])
 
     def _warn_inherited(self, user: User, sku_id: str, wish: str, source: object) -> None:
+        mark = (user.upn.lower(), sku_id)
+        if mark in self._inherited_warned:
+            return
+        self._inherited_warned.add(mark)
+        also_direct = sku_id in self.view.hold(user).direct
         self._diag(
             "warning",
             "inherited-license",
-            msg.inherited(self.view.part(sku_id), self._group_names(user, sku_id), wish),
+            msg.inherited(self.view.part(sku_id), self._group_names(user, sku_id), wish, also_direct),
             user.upn,
             source,
         )
@@ -114,7 +123,7 @@ class Resolver:
         cp_resolved = False
         if du.calling_plan == "none":
             t.remove |= calling_direct
-            for sku_id in sorted(calling_inherited - calling_direct, key=view.part):
+            for sku_id in sorted(calling_inherited, key=view.part):
                 self._warn_inherited(user, sku_id, "callingPlan: none", src)
             cp_resolved = True
         elif du.calling_plan is not None:
@@ -126,7 +135,7 @@ class Resolver:
                     self._take_seat(target_cp)
                     t.notes.append(f"Calling Plan {du.calling_plan} ({country}) → {target_cp.part}")
                 t.remove |= calling_direct - {target_cp.sku_id}
-                for sku_id in sorted(calling_inherited - {target_cp.sku_id} - calling_direct, key=view.part):
+                for sku_id in sorted(calling_inherited - {target_cp.sku_id}, key=view.part):
                     self._warn_inherited(user, sku_id, f"callingPlan: {du.calling_plan}", src)
         elif t.location_to is not None:
             # Calling Plan not managed, but the user moves: warn when the plan they keep is not sold there.
@@ -182,7 +191,7 @@ class Resolver:
                 t.notes.append(f"Communications Credits → {cc.part}")
         elif want_cc is False:
             t.remove |= direct & view.credits
-            for sku_id in sorted(inh & credits_held - direct, key=view.part):
+            for sku_id in sorted(inh & view.credits, key=view.part):
                 self._warn_inherited(user, sku_id, "communicationsCredits: false", src)
             if payg and self.policy.payg_funding == "communicationsCredits":
                 self._diag("warning", "payg-unfunded", msg.payg_unfunded_declined(), user.upn, src)
@@ -276,9 +285,17 @@ class Resolver:
         # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
         for sku_id in sorted((t.add & view.unassignable) - h.direct):
             t.add.discard(sku_id)
-            self.inactive.setdefault(sku_id, []).append(user.upn)
-        # Never remove a license the user does not hold directly (inherited ones are reported instead).
+            where = str(src) if src is not None else None
+            self.inactive.setdefault(sku_id, []).append((user.upn, where))
+        # Never remove a license the user does not hold directly.
         t.remove &= h.direct
+        # Nor one the user also inherits from a group (CONTRACT §3): removing the direct copy frees no seat
+        # (Graph counts the user once) and the license stays. The branches above name the manifest's wish;
+        # this is the last guard for every path (unlisted users, country moves, ...).
+        for sku_id in sorted(t.remove & h.inherited, key=view.part):
+            wish = "policy.unlisted: remove" if t.declared is None else "the manifests remove it"
+            self._warn_inherited(user, sku_id, wish, src)
+        t.remove -= h.inherited
         t.remove -= t.add
         self._keep_phone_system(t, src)
         if t.add and user.account_enabled is False and t.declared is not None:

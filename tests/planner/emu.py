@@ -80,7 +80,12 @@ def run_actions(state: TenantState, plan: Plan) -> None:
             assert state.consumed(s.sku_id) <= max(s.enabled, 0) or s.enabled < 0, (a.id, s.part)
 
 
-def desired(users: list[dict[str, Any]], policy: Policy | None = None, tenant: str | None = None) -> Desired:
+def desired(
+    users: list[dict[str, Any]],
+    policy: Policy | None = None,
+    tenant: str | None = None,
+    tenant_source: Source | None = None,
+) -> Desired:
     """A Desired from short dicts: {"upn", "loc", "cp", "ps", "cc"} (omitted keys = not managed)."""
     out = []
     for i, u in enumerate(users):
@@ -94,7 +99,12 @@ def desired(users: list[dict[str, Any]], policy: Policy | None = None, tenant: s
                 communications_credits=u.get("cc"),
             )
         )
-    return Desired(users=tuple(sorted(out, key=lambda d: d.key)), policy=policy or Policy(), tenant=tenant)
+    return Desired(
+        users=tuple(sorted(out, key=lambda d: d.key)),
+        policy=policy or Policy(),
+        tenant=tenant,
+        tenant_source=tenant_source,
+    )
 
 
 def tenant_state(
@@ -178,8 +188,10 @@ def check_invariants(plan: Plan, observed: Observed) -> None:
         # each of a user's calls depends on the one before it
         for prev, nxt in itertools.pairwise(actions):
             assert prev.id in nxt.depends_on, (user.upn, prev.id, nxt.id)
-        inherited_only = {a.sku_id for a in user.assignments if a.by_group} - user.direct_sku_ids
+        # CONTRACT §3, strictly: remove ∩ the user's inherited SKUs = ∅, even when the user also holds the SKU
+        # directly (removing that copy frees no seat; the plan says inherited-license instead).
+        inherited = {a.sku_id for a in user.assignments if a.by_group}
         for a in actions:
-            assert not ({r.sku_id for r in a.remove} & inherited_only), (
-                f"{user.upn}: removes an inherited license"
+            assert not ({r.sku_id for r in a.remove} & inherited), (
+                f"{user.upn}: removes a license it inherits from a group"
             )

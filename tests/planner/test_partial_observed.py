@@ -67,11 +67,16 @@ def test_pools_from_counts_equal_the_complete_read_and_a_reused_seat_is_flagged(
     assert [x.severity for x in info] == ["info"] and "MCOPSTN1" in info[0].message
     assert "CountViolation" in info[0].message
     # apart from that note, the partial read plans exactly as the complete one
-    same(dataclasses.replace(got, diagnostics=tuple(x for x in got.diagnostics if x.code != "partial-read")), want)
+    same(
+        dataclasses.replace(got, diagnostics=tuple(x for x in got.diagnostics if x.code != "partial-read")),
+        want,
+    )
 
 
 def test_no_note_when_the_plan_takes_only_free_seats() -> None:
-    state = tenant_state(SEATS, [("ann", "US", (E3, EV, DOM)), ("cat", "US", (E3, EV)), ("bo", "US", (E3, EV, DOM))])
+    state = tenant_state(
+        SEATS, [("ann", "US", (E3, EV, DOM)), ("cat", "US", (E3, EV)), ("bo", "US", (E3, EV, DOM))]
+    )
     full = observed_from_state(TenantState.from_dict(state))
     d = desired([{"upn": "ann@contoso.com", "cp": "none"}, {"upn": "cat@contoso.com", "cp": "domestic"}])
     got = plan(d, partial(full, {"ann@contoso.com", "cat@contoso.com"}), CAT)

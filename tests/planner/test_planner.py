@@ -14,7 +14,7 @@ from emu import check_invariants, desired, observed_from_state, run_actions, ten
 from provisioner.catalog import load_catalog
 from provisioner.emulator import demo
 from provisioner.emulator.state import TenantState
-from provisioner.model.desired import Policy
+from provisioner.model.desired import Policy, Source
 from provisioner.model.plan import Plan
 from provisioner.planner import plan
 
@@ -331,9 +331,11 @@ def test_tenant_mismatch_plans_nothing() -> None:
         tenant_state(SEATS, [("a", "US", (E5,))]),
         [{"upn": "a@contoso.com", "cp": "domestic"}],
         tenant="fabrikam.com",
+        tenant_source=Source("manifests/tenant.yaml", 1),
     )
     assert codes(p) == [("error", "tenant-mismatch", None)] and p.actions == ()
     assert "fabrikam.com" in p.diagnostics[0].message and "contoso.com" in p.diagnostics[0].message
+    assert p.diagnostics[0].source == "manifests/tenant.yaml:1"
 
 
 def test_suspended_subscription_is_an_error_and_warning_status_a_warning() -> None:
@@ -341,13 +343,69 @@ def test_suspended_subscription_is_an_error_and_warning_status_a_warning() -> No
         tenant_state({**SEATS, INTL: (10, "Suspended")}, [("a", "US", (E5,))]),
         [{"upn": "a@contoso.com", "cp": "international"}],
     )
-    assert ("error", "subscription-not-active", None) in codes(p) and p.actions == ()
-    assert "Suspended" in p.diagnostics[0].message
+    # One user's change: the diagnostic is that user's, with the manifest line of their entry.
+    assert codes(p) == [("error", "subscription-not-active", "a")] and p.actions == ()
+    assert p.diagnostics[0].source == "manifests/users.yaml:10"
+    assert "MCOPSTN2 subscription is Suspended" in p.diagnostics[0].message
+    assert "not planned for a@contoso.com" in p.diagnostics[0].message
     p = run(
         tenant_state({**SEATS, INTL: (10, "Warning")}, [("a", "US", (E5,))]),
         [{"upn": "a@contoso.com", "cp": "international"}],
     )
-    assert codes(p) == [("warning", "subscription-not-active", None)] and steps(p) == ["a: +MCOPSTN2"]
+    assert codes(p) == [("warning", "subscription-not-active", "a")] and steps(p) == ["a: +MCOPSTN2"]
+    assert p.diagnostics[0].source == "manifests/users.yaml:10"
+    assert "assigns it to 1 user (a@contoso.com)" in p.diagnostics[0].message
+
+
+def test_suspended_subscription_for_several_users_names_them_all_and_no_single_upn() -> None:
+    p = run(
+        tenant_state({**SEATS, INTL: (10, "Suspended")}, [("a", "US", (E5,)), ("b", "US", (E5,))]),
+        [{"upn": "a@contoso.com", "cp": "international"}, {"upn": "b@contoso.com", "cp": "international"}],
+    )
+    assert codes(p) == [("error", "subscription-not-active", None)] and p.diagnostics[0].source is None
+    assert "not planned for a@contoso.com, b@contoso.com" in p.diagnostics[0].message
+
+
+def test_inherited_license_also_held_directly_is_never_removed() -> None:
+    # frank's case from the demo: MCOEV directly AND MCOEV + MCOPSTN1 from a group. Neither phoneSystem: false
+    # nor callingPlan: none may remove the direct MCOEV copy (it frees no seat; CONTRACT §3).
+    groups = {"Sales Voice": (("frank",), (EV, DOM))}
+    for wish in ({"ps": False, "cp": "none"}, {"ps": False}, {"cp": "none"}):
+        state = tenant_state(SEATS, [("frank", "US", (E3, EV, DOM))], groups=groups)
+        p = run(state, [{"upn": "frank@contoso.com", **wish}])
+        assert p.actions == () or all(not a.remove for a in p.actions), (wish, steps(p))
+        inh = [d for d in p.diagnostics if d.code == "inherited-license"]
+        parts = sorted(d.message.split(" ")[0] for d in inh)
+        assert parts == (["MCOEV", "MCOPSTN1"] if wish.get("ps") is False else ["MCOPSTN1"]), (wish, parts)
+        for d in inh:
+            assert (d.severity, d.upn, d.source) == (
+                "warning",
+                "frank@contoso.com",
+                "manifests/users.yaml:10",
+            )
+            assert "comes from group 'Sales Voice', so it cannot be removed" in d.message
+            assert "frees no seat" in d.message and "a later plan removes the direct copy" in d.message
+
+
+def test_unlisted_remove_keeps_a_direct_copy_the_user_also_inherits() -> None:
+    state = tenant_state(
+        SEATS, [("gone", "US", (E3, EV, DOM)), ("a", "US", (E5,))], groups={"Voice": (("gone",), (EV,))}
+    )
+    p = run(state, [{"upn": "a@contoso.com"}], Policy(unlisted="remove"))
+    assert steps(p) == ["gone: -MCOPSTN1"]
+    (d,) = [d for d in p.diagnostics if d.code == "inherited-license"]
+    assert (d.upn, d.source) == ("gone@contoso.com", None)
+    assert d.message.startswith("MCOEV comes from group 'Voice'") and "policy.unlisted: remove" in d.message
+
+
+def test_calling_plan_swap_keeps_an_inherited_plan_held_directly_too() -> None:
+    # Swapping to International: the Domestic plan would go, but a group grants it, so the direct copy stays.
+    state = tenant_state(SEATS, [("m", "US", (E5, DOM))], groups={"Dial": (("m",), (DOM,))})
+    p = run(state, [{"upn": "m@contoso.com", "cp": "international"}])
+    assert steps(p) == ["m: +MCOPSTN2"]
+    (d,) = [d for d in p.diagnostics if d.code == "inherited-license"]
+    assert d.upn == "m@contoso.com" and d.message.startswith("MCOPSTN1 comes from group 'Dial'")
+    assert "(callingPlan: international)" in d.message and "frees no seat" in d.message
 
 
 def test_removal_limit_is_a_warning_at_plan_time() -> None:

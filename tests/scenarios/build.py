@@ -155,6 +155,16 @@ SCENARIOS: dict[str, tuple[dict[str, Any], str]] = {
         "# Erin's Calling Plan comes from the group 'Sales Voice': it cannot be removed from her directly.\n"
         "users:\n  - upn: erin.group@contoso.com\n    callingPlan: none\n",
     ),
+    "inherited-and-direct": (
+        tenant(
+            PLENTY,
+            [("frank.both", "US", (E3, EV, DOM))],
+            groups={"Sales Voice": (("frank.both",), (EV, DOM))},
+        ),
+        "# Frank holds MCOEV and MCOPSTN1 directly AND inherits both from 'Sales Voice': neither is removed\n"
+        "# (the direct copy frees no seat while the group grants it); the plan says inherited-license instead.\n"
+        "users:\n  - upn: frank.both@contoso.com\n    phoneSystem: false\n    callingPlan: none\n",
+    ),
     "payg": (
         tenant(PLENTY, [("uk.payg", "GB", (E3,)), ("us.payg", "US", (E5,))]),
         "# Pay-As-You-Go resolves by zone (UK: zone 1, US: zone 1 US) and brings Communications Credits\n"
