@@ -5,6 +5,8 @@ azure-identity (async credentials) only when a real tenant is used. No secret va
 AZURE_CLIENT_CERTIFICATE_PATH); workload identity federation from AZURE_FEDERATED_TOKEN_FILE; GitHub Actions
 OIDC (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN, the JWT used as a client assertion); then managed identity and
 the Azure CLI, chained. The token tenant is --tenant (AZURE_TENANT_ID when --tenant is not given).
+Every failure (bad tenant, unreadable certificate, unreachable sign-in host, no credential) is an AuthError
+line naming the setting to fix; azure-identity's own text is shown only with --debug, scrubbed.
 """
 
 from __future__ import annotations
@@ -65,7 +67,38 @@ class CredentialChoice:
         """The azure.identity.aio credential. Imports azure-identity (a real tenant is being used).
 
         `options` go to the credential (azure-core transport settings, e.g. connection_verify=CA_BUNDLE).
+        Raises AuthError naming the variable at fault when a file cannot be read or a setting is malformed.
         """
+        try:
+            return self._build(authority, **options)
+        except AuthError:
+            raise
+        except OSError as exc:  # the certificate file (read here; the federated token file is read per token)
+            path = self.env.get("AZURE_CLIENT_CERTIFICATE_PATH", "")
+            why = exc.strerror or type(exc).__name__
+            raise AuthError(
+                f"cannot read the certificate AZURE_CLIENT_CERTIFICATE_PATH={path} ({why}): point it at a PEM "
+                "or PKCS#12 file holding the certificate and its private key."
+            ) from None
+        except ValueError as exc:
+            raise AuthError(self._value_error(authority, exc)) from None
+
+    def _value_error(self, authority: str | None, exc: ValueError) -> str:
+        text = scrub(" ".join(str(exc).split()), self.env)[:300]
+        if "authority" in text.lower():
+            return (
+                f"AZURE_AUTHORITY_HOST {authority!r} is not a usable sign-in host ({text}): set it to an https URL "
+                "or a host name such as login.microsoftonline.us, or unset it."
+            )
+        if self.kind == "certificate":
+            path = self.env.get("AZURE_CLIENT_CERTIFICATE_PATH", "")
+            return (
+                f"AZURE_CLIENT_CERTIFICATE_PATH={path} is not a usable certificate ({text}): it must hold the "
+                "certificate and its private key (PEM, or PKCS#12 with AZURE_CLIENT_CERTIFICATE_PASSWORD)."
+            )
+        return f"cannot set up the {self.short()}: {text}"
+
+    def _build(self, authority: str | None, **options: Any) -> Any:
         from azure.identity import aio
 
         e, t, c = self.env, self.tenant_id or "", self.client_id or ""
@@ -110,12 +143,28 @@ def _missing(mode: str, needed: list[str], env: Mapping[str, str], tenant: str |
         )
 
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_DOMAIN = re.compile(r"(?=.{4,253}$)([A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}")
+
+
+def check_tenant(tenant: str, source: str = "--tenant") -> None:
+    """Raise AuthError unless `tenant` is a tenant id (GUID) or a domain name. Pure."""
+    if _GUID.fullmatch(tenant) or _DOMAIN.fullmatch(tenant):
+        return
+    raise AuthError(
+        f"{source} {tenant!r} is not a tenant: use emulator:PATH, a tenant id (GUID, e.g. "
+        "11111111-2222-3333-4444-555555555555) or a verified domain (e.g. contoso.onmicrosoft.com)."
+    )
+
+
 def select_credential(mode: str, env: Mapping[str, str], tenant: str | None = None) -> CredentialChoice:
     """Decide the credential for `--auth mode` from the environment. Pure; raises AuthError naming variables."""
     if mode not in MODES:
         raise AuthError(f"unknown --auth {mode!r}; use one of: {', '.join(MODES)}.")
     env = dict(env)
     tenant_id = tenant or env.get("AZURE_TENANT_ID") or None
+    if tenant_id:
+        check_tenant(tenant_id, "--tenant" if tenant else "AZURE_TENANT_ID")
     client = env.get("AZURE_CLIENT_ID") or None
     tenant_var = () if tenant else ("AZURE_TENANT_ID",)
 
@@ -228,10 +277,49 @@ def scrub(text: str, env: Mapping[str, str]) -> str:
     return _JWT.sub("***", text)
 
 
-def auth_error_from(exc: BaseException, choice: CredentialChoice) -> AuthError:
-    """An azure-identity failure → one AuthError line (scrubbed) that says what to check."""
+NO_CREDENTIALS = (
+    "no credentials found{for_tenant}: set AZURE_CLIENT_ID + AZURE_CLIENT_SECRET (or "
+    "AZURE_CLIENT_CERTIFICATE_PATH), or AZURE_FEDERATED_TOKEN_FILE / GitHub OIDC (id-token: write), or run on "
+    "a managed identity, or `az login`; or force one with --auth."
+)
+_UNREACHABLE = {"ServiceRequestError", "ServiceResponseError", "ServiceRequestTimeoutError",
+                "ServiceResponseTimeoutError"}  # fmt: skip
+
+
+def sign_in_host(authority: str | None) -> str:
+    """The host name in an authority ("https://login.microsoftonline.us/" or "login.microsoftonline.us")."""
+    if not authority:
+        return "login.microsoftonline.com"
+    parts = urlsplit(authority if "//" in authority else f"//{authority}")
+    return parts.netloc or authority
+
+
+def auth_error_from(exc: BaseException, choice: CredentialChoice, authority: str | None = None) -> AuthError:
+    """An azure-identity failure → one AuthError line (scrubbed) that says what to check.
+
+    `authority` is the sign-in host the credential was built with (named when it cannot be reached).
+    """
     if isinstance(exc, AuthError):
         return exc
+    names = {c.__name__ for c in type(exc).__mro__}
+    detail = scrub(" ".join(str(exc).split()), choice.env)[:200]
+    if names & _UNREACHABLE:
+        if choice.kind in ("managed-identity", "managed-identity-or-azure-cli"):
+            where = "the managed identity endpoint"
+        else:
+            where = f"the sign-in service {sign_in_host(authority)}"
+        return AuthError(
+            f"cannot reach {where} ({type(exc).__name__}: {detail}): check the network/proxy, or "
+            "--graph-url/AZURE_AUTHORITY_HOST for a national cloud."
+        )
+    if choice.kind == "managed-identity-or-azure-cli":
+        # --auth auto found no variables, and neither a managed identity nor an Azure CLI login answered:
+        # azure-identity's chained text names neither variable; --debug shows it (logged, scrubbed).
+        where = f" for tenant {choice.tenant_id}" if choice.tenant_id else ""
+        return AuthError(
+            NO_CREDENTIALS.format(for_tenant=where),
+            hint="Run with --debug to see why each attempted credential failed.",
+        )
     text = " ".join(str(exc).split()).split(" Content: ", 1)[
         0
     ]  # azure-core appends the raw body: said already

@@ -85,7 +85,12 @@ class TenantConnection:
         """
         return self._run(
             self.reader.read(
-                list(upns), managed_sku_ids, include_all_managed, strategy, count_pairs_for, list(count_countries)
+                list(upns),
+                managed_sku_ids,
+                include_all_managed,
+                strategy,
+                count_pairs_for,
+                list(count_countries),
             )
         )
 
@@ -179,12 +184,21 @@ def connect(
             AzureIdentityAuthenticationProvider,
         )
 
-        credential = choice.build(authority_for(base, env), **dict(credential_options or {}))
+        authority = authority_for(base, env)
+        credential = choice.build(authority, **dict(credential_options or {}))
         provider = AzureIdentityAuthenticationProvider(
             credential, scopes=[graph_scope(base)], allowed_hosts=[parts.hostname]
         )
         client = make_client(base, auth_provider=provider)
-        transport = Transport(client, base, policy=policy, debug=debug, credential=credential, choice=choice)
+        transport = Transport(
+            client,
+            base,
+            policy=policy,
+            debug=debug,
+            credential=credential,
+            choice=choice,
+            authority=authority,
+        )
         return TenantConnection(loop, transport)
     except BaseException:
         loop.close()

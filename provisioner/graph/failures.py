@@ -195,9 +195,18 @@ def from_sub_response(sub: Mapping[str, Any], *, method: str, url: str) -> Graph
 
 
 def connection_error(exc: BaseException, *, method: str, url: str) -> GraphError:
-    """A request that got no HTTP answer at all (DNS, refused, TLS, timeout)."""
+    """A request that got no HTTP answer at all (DNS, refused, TLS, timeout): one GraphError naming the URL."""
+    import httpx  # only a transport failure gets here: httpx is loaded already
+
+    name = type(exc).__name__
+    detail = clean(str(exc)) or name
+    if isinstance(exc, httpx.TimeoutException):
+        what = f"no answer in time ({name})"
+    else:
+        what = f"cannot connect ({name}: {detail})" if detail != name else f"cannot connect ({name})"
     return GraphError(
-        f"could not reach Graph: {type(exc).__name__}: {clean(str(exc))}",
+        f"could not reach Graph: {what}",
+        code="no answer",
         method=method,
         url=display_url(url),
         hint="Check --graph-url and the network (proxy, firewall), then try again.",

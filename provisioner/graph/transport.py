@@ -29,7 +29,7 @@ from msgraph_core import GraphClientFactory
 
 from provisioner.errors import AuthError, GraphError, ProvisionerError
 from provisioner.graph import failures
-from provisioner.graph.auth import CredentialChoice, auth_error_from
+from provisioner.graph.auth import CredentialChoice, auth_error_from, scrub
 from provisioner.graph.retry import RetryPolicy, parse_retry_after
 
 TIMEOUT = httpx.Timeout(100.0, connect=30.0)  # the SDK's own defaults
@@ -82,6 +82,7 @@ class Transport:
         debug: bool = False,
         credential: Any = None,
         choice: CredentialChoice | None = None,
+        authority: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -91,6 +92,7 @@ class Transport:
         self.debug = debug
         self.credential = credential
         self.choice = choice
+        self.authority = authority  # the sign-in host the credential uses (named when unreachable)
         self.rng = rng or random.Random()
         self.round_trips = 0  # HTTP requests actually sent (for --debug summaries and tests)
 
@@ -114,7 +116,9 @@ class Transport:
         except Exception as exc:
             # Credential failures surface here, from the auth provider (azure-identity), before any request.
             if self.choice is not None and _is_auth_failure(exc):
-                raise auth_error_from(exc, self.choice) from None
+                # The full azure-identity text (each attempted credential) only with --debug, scrubbed.
+                self.log(f"sign-in failed: {scrub(' '.join(str(exc).split()), self.choice.env)}")
+                raise auth_error_from(exc, self.choice, self.authority) from None
             raise
         if resp is None:  # the native response handler always hands back the response; be explicit anyway
             raise GraphError("Graph gave no response", method=method, url=url)
@@ -226,5 +230,9 @@ class Transport:
 
 
 def _is_auth_failure(exc: BaseException) -> bool:
+    """True for azure-core/azure-identity errors: Graph requests go through httpx, so an AzureError (token
+    refused, sign-in host unreachable, no credential available) can only come from getting the token."""
     names = {c.__name__ for c in type(exc).__mro__}
-    return bool(names & {"ClientAuthenticationError", "CredentialUnavailableError", "AuthError"})
+    return bool(
+        names & {"AzureError", "ClientAuthenticationError", "CredentialUnavailableError", "AuthError"}
+    )
