@@ -196,6 +196,18 @@ def test_not_enough_seats_says_need_free_and_freed() -> None:
         "not enough MCOPSTN1 seats: the plan needs 3, 1 free, 1 freed by this plan. Buy 1 more"
     )
     assert steps(p) == ["x: -MCOPSTN1", "a: +MCOPSTN1", "b: +MCOPSTN1"]
+    # one user left out: the diagnostic is that user's, with the line of their manifest entry
+    assert (d.upn, d.source) == ("c@contoso.com", "manifests/users.yaml:16")
+
+
+def test_not_enough_seats_for_several_users_names_them_and_no_single_upn() -> None:
+    state = tenant_state({**SEATS, DOM: 1}, [(u, "US", (E5,)) for u in "abc"])
+    p = run(state, [{"upn": f"{u}@contoso.com", "cp": "domestic"} for u in "abc"])
+    (d,) = [d for d in p.diagnostics if d.code == "insufficient-seats"]
+    assert (d.upn, d.source) == (None, None)
+    assert "Not planned: b@contoso.com (+MCOPSTN1), c@contoso.com (+MCOPSTN1)." in d.message
+    assert d.message.endswith("It concerns 2 users, all named above.")
+    assert steps(p) == ["a: +MCOPSTN1"]
 
 
 def test_inherited_calling_plan_is_reported_not_removed() -> None:
