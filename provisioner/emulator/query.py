@@ -1,4 +1,4 @@
-"""OData query options for the emulator ($select, $top, $count, $filter, $skiptoken). Pure parsing.
+"""OData query options for the emulator ($select, $top, $count, $filter, $skiptoken) on users and groups. Pure parsing.
 
 Hostile input is always a Graph 400 (GraphRuleError), never an exception or a hang: the filter parser is a
 single linear scan over at most MAX_FILTER characters, with no regular expression over the whole input.
@@ -38,6 +38,33 @@ USER_DEFAULT = ("businessPhones", "displayName", "givenName", "jobTitle", "mail"
                 "preferredLanguage", "surname", "userPrincipalName", "id")
 SKU_PROPERTIES = ("accountId", "accountName", "appliesTo", "capabilityStatus", "consumedUnits", "id",
                   "prepaidUnits", "servicePlans", "skuId", "skuPartNumber", "subscriptionIds")
+
+# Declared v1.0 group properties (group, directoryObject and entity in the same reference file).
+GROUP_PROPERTIES = frozenset("""
+id deletedDateTime accessType allowExternalSenders assignedLabels assignedLicenses autoSubscribeNewMembers
+classification createdDateTime description displayName expirationDateTime groupTypes hasMembersWithLicenseErrors
+hideFromAddressLists hideFromOutlookClients infoCatalogs isArchived isAssignableToRole isFavorite
+isManagementRestricted isSubscribedByMail licenseProcessingState mail mailEnabled mailNickname membershipRule
+membershipRuleProcessingState onPremisesDomainName onPremisesExtensionAttributes onPremisesLastSyncDateTime
+onPremisesNetBiosName onPremisesProvisioningErrors onPremisesSamAccountName onPremisesSecurityIdentifier
+onPremisesSyncEnabled organizationId preferredDataLocation preferredLanguage proxyAddresses renewedDateTime
+resourceBehaviorOptions resourceProvisioningOptions securityEnabled securityIdentifier serviceProvisioningErrors
+theme uniqueName unseenConversationsCount unseenCount unseenMessagesCount visibility welcomeMessageEnabled
+""".split())  # noqa: SIM905 - a word list reads better than quoted strings
+GROUP_COLLECTIONS = frozenset("""
+assignedLabels assignedLicenses groupTypes infoCatalogs onPremisesProvisioningErrors proxyAddresses
+resourceBehaviorOptions resourceProvisioningOptions serviceProvisioningErrors
+""".split())  # noqa: SIM905 - a word list reads better than quoted strings
+# The properties group-list.md's sample response shows without $select (the mailbox-only ones, e.g.
+# allowExternalSenders or unseenCount, come only when selected on one group).
+GROUP_DEFAULT = ("id", "deletedDateTime", "classification", "createdDateTime", "description", "displayName",
+                 "expirationDateTime", "groupTypes", "isAssignableToRole", "mail", "mailEnabled", "mailNickname",
+                 "membershipRule", "membershipRuleProcessingState", "onPremisesDomainName",
+                 "onPremisesLastSyncDateTime", "onPremisesNetBiosName", "onPremisesSamAccountName",
+                 "onPremisesSecurityIdentifier", "onPremisesSyncEnabled", "preferredDataLocation",
+                 "preferredLanguage", "proxyAddresses", "renewedDateTime", "resourceBehaviorOptions",
+                 "resourceProvisioningOptions", "securityEnabled", "securityIdentifier", "theme", "visibility",
+                 "onPremisesProvisioningErrors", "serviceProvisioningErrors")
 
 MAX_FILTER = 8192
 MAX_OR_CLAUSES = 15  # without advanced query headers (docs-contrib#1238 / graph-docs PR #22097)
@@ -370,6 +397,40 @@ def parse_user_filter(raw: str | None, advanced: bool) -> UserFilter | None:
                       "header is missing or $count=true is not set. Refer to "
                       "https://aka.ms/graph-docs/advanced-queries for more information", "Request_UnsupportedQuery")
     return f
+
+
+def parse_group_filter(raw: str | None) -> set[str] | None:
+    """A groups $filter: `id eq 'x'` or `id in ('a',...)` clauses joined by `or` -> the lower-cased ids.
+
+    group.md: id "Supports $filter (eq, ne, not, in)"; the emulator serves eq and in, with the same 15-value
+    limit on OR/in lists as for users (no advanced query options on this route).
+    """
+    if raw is None:
+        return None
+    if len(raw) > MAX_FILTER:
+        raise bad("The filter expression is too long.", "Request_UnsupportedQuery")
+    f = UserFilter()
+    sc = _Scanner(raw)
+    if sc.done():
+        raise bad("Invalid filter clause: the expression is empty.", "BadRequest")
+    while True:
+        name = sc.word()
+        if name.lower() != "id":
+            if not any(p.lower() == name.lower().split("/", 1)[0] for p in GROUP_PROPERTIES):
+                raise bad(f"Property '{name[:60]}' does not exist as a declared property or extension property.",
+                          "Request_UnsupportedQuery")
+            raise bad(f"Unsupported query on property '{name[:60]}' in this emulator (on /groups it filters "
+                      "on id eq/in joined by or).", "Request_UnsupportedQuery")
+        f.ids.update(v.lower() for v in _eq_or_in(sc, f, "id"))
+        if sc.done():
+            break
+        word = sc.word().lower()
+        if word != "or":
+            raise sc.error(f"unexpected '{word[:20]}'")
+    if f.clauses > MAX_OR_CLAUSES:
+        raise bad("Too many child clauses specified in search filter expression containing 'OR' operators: "
+                  f"{f.clauses}. Max allowed: {MAX_OR_CLAUSES}.", "Request_UnsupportedQuery")
+    return f.ids
 
 
 # -- $skiptoken: opaque, bound to the query it was issued for --------------------------------------------

@@ -1,4 +1,4 @@
-"""Graph JSON shapes of the emulator's users, subscribedSkus and organization. Pure (reads TenantState only).
+"""Graph JSON shapes of the emulator's users, groups, subscribedSkus and organization. Pure (reads TenantState only).
 
 Only properties Graph declares (reference/graph-v1-types.json) are ever emitted; a declared property the
 emulator does not store is null, or [] for a collection, as Graph shows an unset property.
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from provisioner.emulator.query import SKU_PROPERTIES, USER_COLLECTIONS
-from provisioner.emulator.state import TenantState, User
+from provisioner.emulator.query import GROUP_COLLECTIONS, SKU_PROPERTIES, USER_COLLECTIONS
+from provisioner.emulator.state import Group, TenantState, User
 
 # assignedPlan.service per service plan name prefix (what Graph shows for these workloads).
 _SERVICE = (
@@ -94,6 +94,28 @@ def user_json(state: TenantState, user: User, props: tuple[str, ...]) -> dict[st
             out[p] = _UNSET[p]
         else:
             out[p] = [] if p in USER_COLLECTIONS else None
+    return out
+
+
+def group_json(group: Group, props: tuple[str, ...]) -> dict[str, Any]:
+    """The group with exactly `props` (already validated against the declared group properties).
+
+    The emulator's groups are licensing security groups: securityEnabled, not mail-enabled, no groupTypes.
+    """
+    out: dict[str, Any] = {}
+    for p in props:
+        if p == "id":
+            out[p] = group.id
+        elif p == "displayName":
+            out[p] = group.display_name
+        elif p == "assignedLicenses":
+            out[p] = _licenses(group.licenses)
+        elif p == "securityEnabled":
+            out[p] = True
+        elif p == "mailEnabled":
+            out[p] = False
+        else:
+            out[p] = [] if p in GROUP_COLLECTIONS else None
     return out
 
 

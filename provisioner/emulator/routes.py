@@ -23,20 +23,23 @@ from starlette.routing import Route
 from provisioner.emulator import render
 from provisioner.emulator.faults import FaultConfig, FaultInjector
 from provisioner.emulator.query import (
+    GROUP_DEFAULT,
+    GROUP_PROPERTIES,
     SKU_PROPERTIES,
     USER_DEFAULT,
     USER_PROPERTIES,
     UserFilter,
     make_skiptoken,
     parse_count,
+    parse_group_filter,
     parse_select,
     parse_top,
     parse_user_filter,
     read_skiptoken,
 )
 from provisioner.emulator.replies import JSON_TYPE, Reply, Stats, error_reply, json_reply
-from provisioner.emulator.rules import GraphRuleError, bad, validate_assign, validate_patch
-from provisioner.emulator.state import TenantState, User
+from provisioner.emulator.rules import GUID, GraphRuleError, bad, validate_assign, validate_patch
+from provisioner.emulator.state import Group, TenantState, User
 
 MAX_BATCH = 20  # json-batching.md: "JSON batch requests are currently limited to 20 individual requests."
 STATS_KEYS = ("requests", "batches", "subRequests", "throttled", "errors", "byRoute")
@@ -55,6 +58,7 @@ class Emulator:
         self._user_cache: OrderedDict[tuple[str, ...], dict[str, bytes]] = OrderedDict()
         # filtered user lists per (filter, state.version): paging a filter is not O(n) per page
         self._filter_cache: OrderedDict[tuple[Any, ...], list[User]] = OrderedDict()
+        self._group_index: tuple[int, dict[str, Group]] = (-1, {})
 
     # -- dispatch ------------------------------------------------------------------------------------------
 
@@ -70,6 +74,10 @@ class Emulator:
             return "/users/{id}", {"GET": self.get_user, "PATCH": self.patch_user}, parts[1]
         if len(low) == 3 and low[0] == "users" and low[2] == "assignlicense":
             return "/users/{id}/assignLicense", {"POST": self.assign_license}, parts[1]
+        if low == ["groups"]:
+            return "/groups", {"GET": self.list_groups}, None
+        if len(low) == 2 and low[0] == "groups":
+            return "/groups/{id}", {"GET": self.get_group}, parts[1]
         if low == ["subscribedskus"]:
             return "/subscribedSkus", {"GET": self.list_skus}, None
         if low == ["organization"]:
@@ -95,6 +103,16 @@ class Emulator:
             return label, error_reply(405, "Request_BadRequest",
                                       "Specified HTTP method is not allowed for the request target.", rid)
         try:
+            if key is not None and template.startswith("/groups/"):
+                if not GUID.match(key):  # a group is known by its object id only (no alternate key)
+                    return label, error_reply(400, "Request_BadRequest", f"Invalid object identifier '{key}'.", rid)
+                group = self._groups().get(key.lower())
+                if group is None:
+                    return label, error_reply(
+                        404, "Request_ResourceNotFound",
+                        f"Resource '{key}' does not exist or one of its queried reference-property objects "
+                        "are not present.", rid)
+                return label, handler(group, query=query, headers=headers, body=body, base=base)
             if key is not None:
                 user = self.state.find_user(key)
                 if user is None:
@@ -228,6 +246,46 @@ class Emulator:
     def _wrote(self) -> None:
         if self.on_write is not None:
             self.on_write()
+
+    # -- groups (read-only: display names for messages) -----------------------------------------------------
+
+    def _groups(self) -> dict[str, Group]:
+        """Groups by lower-cased id; groups never change through the API, so one index per state version."""
+        if self._group_index[0] != self.state.version:
+            self._group_index = (self.state.version, {g.id.lower(): g for g in self.state.groups})
+        return self._group_index[1]
+
+    def list_groups(self, *, query: dict[str, str], headers: Mapping[str, str], body: Any, base: str) -> Reply:
+        if _opt(query, "skip") is not None:
+            raise bad("'$skip' is not supported by the service.")
+        for name in ("orderby", "search", "expand", "count"):
+            if _opt(query, name) is not None:  # Graph supports these; the emulator does not, and says so
+                raise bad(f"${name} is not supported by this emulator on /groups.", "Request_UnsupportedQuery")
+        select = parse_select(_opt(query, "select"), GROUP_PROPERTIES, "microsoft.graph.group")
+        top = parse_top(_opt(query, "top"))
+        token = _opt(query, "skiptoken")
+        raw_filter = _opt(query, "filter")
+        ids = parse_group_filter(raw_filter)
+        props = tuple(select) if select is not None else GROUP_DEFAULT
+        bind = "|".join(["groups", raw_filter or "", ",".join(props), str(top)])
+        offset = read_skiptoken(token, bind) if token is not None else 0
+        groups = self.state.groups if ids is None else [g for g in self.state.groups if g.id.lower() in ids]
+        page = groups[offset:offset + top]
+        out: dict[str, Any] = {"@odata.context": f"{base}/$metadata#groups"
+                               + (f"({','.join(props)})" if select else "")}
+        if offset + top < len(groups):
+            keep = [(k, v) for k, v in query.items() if k.lstrip("$").lower() != "skiptoken"]
+            keep.append(("$skiptoken", make_skiptoken(offset + top, bind)))
+            out["@odata.nextLink"] = f"{base}/groups?" + "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in keep)
+        out["value"] = [render.group_json(g, props) for g in page]
+        return json_reply(out)
+
+    def get_group(self, group: Group, *, query: dict[str, str], headers: Mapping[str, str], body: Any,
+                  base: str) -> Reply:
+        select = parse_select(_opt(query, "select"), GROUP_PROPERTIES, "microsoft.graph.group")
+        props = tuple(select) if select is not None else GROUP_DEFAULT
+        context = f"{base}/$metadata#groups" + (f"({','.join(props)})" if select else "") + "/$entity"
+        return json_reply({"@odata.context": context, **render.group_json(group, props)})
 
     # -- tenant ----------------------------------------------------------------------------------------------
 

@@ -102,6 +102,14 @@ class TenantConnection:
         """A saved plan's stale check in one go: (tenant, users by id, SKUs), ceil(ids / 300) round trips."""
         return self._run(self.reader.stale_inputs(list(ids)))
 
+    def group_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Group id -> display name, for messages (`id in (...)` look-ups, 300 a round trip).
+
+        Needs GroupMember.Read.All or Group.Read.All, beyond the least-privileged set: without it Graph answers
+        403 and this raises a GraphError whose first line names that permission.
+        """
+        return self._run(self.reader.group_names(list(ids)))
+
     def read_users_by_upn(self, upns: Iterable[str]) -> dict[str, User]:
         return self._run(self.reader.users_by_upn(list(upns)))
 

@@ -4,7 +4,7 @@ Impure (network, through transport.py). Bulk reads are raw JSON parsed with orjs
 Round trips: one `$batch` for organization + subscribedSkus + the directory size, then either a filtered
 read plus UPN look-ups packed 20 to a `$batch`, or one full `$top=999` scan, or (when planning needs only the
 named users) the look-ups plus Calling Plan holder counts per country (strategy.py decides). Users known by
-id are read as `id in (...)` look-ups, 300 to a `$batch`.
+id, and group names, are read as `id in (...)` look-ups, 300 to a `$batch`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner.errors import GraphError
 from provisioner.graph import failures
 from provisioner.graph.parse import holds_any, skus_from_json, tenant_from_json, user_from_json
 from provisioner.graph.strategy import (
@@ -26,6 +27,7 @@ from provisioner.graph.strategy import (
     choose,
     choose_counted,
     count_url,
+    groups_url,
     holders_filter,
     id_filters,
     sku_filters,
@@ -351,6 +353,45 @@ class Reader:
         first, users = await self._by_id(ids, [Get("org", "/organization"), Get("skus", "/subscribedSkus")])
         self.skus = skus_from_json(first["skus"] or {})
         return tenant_from_json(first["org"] or {}), users, self.skus
+
+    async def group_names(self, ids: Iterable[str]) -> dict[str, str]:
+        """Group display names by id (keyed by the id as given); ids with no group, or no name, are absent.
+
+        `/groups` with the users' `id in (...)` filters: 15 ids a GET, 20 GETs a `$batch`. Nothing is asked
+        when no id is a GUID. Reading groups needs GroupMember.Read.All (or Group.Read.All), beyond the
+        least-privileged set: a 403 raises a GraphError whose first line says so (callers fall back to ids).
+        """
+        asked: dict[str, list[str]] = {}
+        for i in sorted({i for i in ids if i}):
+            asked.setdefault(i.strip().lower(), []).append(i)
+        gets = [Get(f"group{k}", groups_url(f)) for k, f in enumerate(id_filters(asked))]
+        names: dict[str, str] = {}
+
+        def sink(page: list[dict[str, Any]]) -> None:
+            for d in page:
+                name = d.get("displayName")
+                if isinstance(name, str) and name:
+                    for key in asked.get(str(d.get("id") or "").lower(), ()):
+                        names[key] = name
+
+        if not gets:
+            return names
+        try:
+            bodies = await self.get_many(gets)
+            await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in gets))
+        except GraphError as exc:
+            if exc.status == 403:
+                # keep status, code, request-id and URL; only the wording changes, so the caller's one-line
+                # note says what is missing rather than a generic permission hint for /users
+                first = str(exc.message).splitlines()[0]
+                exc.message = f"group names need GroupMember.Read.All (or Group.Read.All) to be read: {first}"
+                exc.args = (exc.message,)
+                exc.hint = (
+                    "Optional: grant the application permission GroupMember.Read.All (with admin consent) to see "
+                    "group names instead of group ids; nothing else needs it."
+                )
+            raise
+        return {k: names[k] for k in sorted(names)}
 
     async def _by_id(self, ids: Iterable[str], extra: list[Get]) -> tuple[dict[str, Any], dict[str, User]]:
         """The `extra` GETs' bodies and the users by id; `extra` goes first, so into the first `$batch`."""

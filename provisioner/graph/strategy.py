@@ -9,7 +9,7 @@ When planning needs only the named users (no `unlisted: remove`), a third way:
             pools need only how many hold each, not who): `usageLocation eq 'XX' and
             assignedLicenses/any(x:x/skuId eq G)` with $count=true&$top=1, one GET a pair, 20 a $batch.
 Users known by id (a saved plan's stale check) are read the same way as the UPN look-ups: `id in (...)`,
-15 ids a GET, 20 GETs a $batch, so 300 users a round trip.
+15 ids a GET, 20 GETs a $batch, so 300 users a round trip; so are group names (`/groups`, same filters).
 Graph pages a query only sequentially (@odata.nextLink), so the cost that matters is round trips.
 """
 
@@ -101,6 +101,14 @@ def users_url(base: str, *, filter_text: str | None = None, top: int = PAGE_SIZE
     if count:
         parts.append("$count=true")
     return f"{base}/users?" + "&".join(parts)
+
+
+GROUP_SELECT_PARAM = "$select=id,displayName"  # group names for messages: nothing else is read from groups
+
+
+def groups_url(filter_text: str) -> str:
+    """`/groups?$filter=...&$select=id,displayName` (relative: a `$batch` sub-request URL)."""
+    return "/groups?$filter=" + encode(filter_text) + "&" + GROUP_SELECT_PARAM
 
 
 def holders_filter(sku_id: str, country: str | None = None) -> str:

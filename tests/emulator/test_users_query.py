@@ -224,15 +224,15 @@ def test_errors_carry_graph_body_and_request_id(client: Client) -> None:
     assert err["innerError"]["request-id"] == r.headers["request-id"]
     assert r.headers["client-request-id"] == "abc-123"
     assert set(err["innerError"]) >= {"request-id", "date"}
-    r = client.get("/v1.0/groups")
-    assert error_of(r) == (400, "BadRequest", "Resource not found for the segment 'groups'.")
+    r = client.get("/v1.0/applications")
+    assert error_of(r) == (400, "BadRequest", "Resource not found for the segment 'applications'.")
     r = client.request("DELETE", "/v1.0/users/bob.us@contoso.com")
     assert error_of(r)[0] == 405
     assert error_of(client.post("/v1.0/users", json={}))[0] == 405
     client.get("/v1.0/users/ghost@contoso.com/manager")
     by_route = client.get("/_emulator/stats").json()["byRoute"]
     assert by_route["POST /users"] == 1 and by_route["DELETE /users/{id}"] == 1
-    assert by_route["GET /groups"] == 1 and by_route["GET /users/*"] == 1  # unknown paths by first segment
+    assert by_route["GET /applications"] == 1 and by_route["GET /users/*"] == 1  # unknown paths by first segment
     assert "GET /users" not in by_route
 
 

@@ -33,6 +33,7 @@ def scenarios() -> list[Path]:
 
 def plan_of(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Plan:
     from provisioner.graph import connect
+    from provisioner.pipeline import group_names
 
     state = tmp_path / "tenant.json"
     shutil.copyfile(folder / "tenant.json", state)
@@ -45,7 +46,9 @@ def plan_of(folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Pl
             managed_sku_ids=lambda skus: managed_sku_ids(skus, cat, desired),
             include_all_managed=True,
         )
-    return plan(desired, observed, cat)
+        # group names as `provision plan` reads them (pipeline.group_names), so both paths print the same
+        groups = group_names(conn, observed)
+    return plan(desired, observed, cat, group_names=groups)
 
 
 def compare(path: Path, actual: str) -> None:
