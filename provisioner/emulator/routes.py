@@ -108,18 +108,12 @@ class Emulator:
                     return label, error_reply(400, "Request_BadRequest", f"Invalid object identifier '{key}'.", rid)
                 group = self._groups().get(key.lower())
                 if group is None:
-                    return label, error_reply(
-                        404, "Request_ResourceNotFound",
-                        f"Resource '{key}' does not exist or one of its queried reference-property objects "
-                        "are not present.", rid)
+                    return label, _not_found(key, rid)
                 return label, handler(group, query=query, headers=headers, body=body, base=base)
             if key is not None:
                 user = self.state.find_user(key)
                 if user is None:
-                    return label, error_reply(
-                        404, "Request_ResourceNotFound",
-                        f"Resource '{key}' does not exist or one of its queried reference-property objects "
-                        "are not present.", rid)
+                    return label, _not_found(key, rid)
                 return label, handler(user, query=query, headers=headers, body=body, base=base)
             return label, handler(query=query, headers=headers, body=body, base=base)
         except GraphRuleError as exc:
@@ -364,6 +358,13 @@ class Emulator:
         # "responses can come back in any order": a fixed shuffle, so clients that assume order fail here
         out.sort(key=lambda it: uuid.uuid5(uuid.NAMESPACE_OID, it["id"]).hex)
         return json_reply({"responses": out})
+
+
+def _not_found(key: str, rid: str) -> Reply:
+    """Graph's 404 for a user or group id/key that names nothing."""
+    return error_reply(404, "Request_ResourceNotFound",
+                       f"Resource '{key}' does not exist or one of its queried reference-property objects "
+                       "are not present.", rid)
 
 
 _SAFE = "$,()':@/=-._~"  # a nextLink keeps OData punctuation readable; spaces become %20
