@@ -99,9 +99,18 @@ class Everyone:
         return Observed(tenant=self.tenant, skus=self.skus, users=kept, complete_for_managed=True)
 
 
-def _lower_sku(a: Any) -> str:
-    sku = a.get("skuId") if isinstance(a, dict) else None
-    return str(sku).lower() if sku else ""
+def skus_only_assigned(d: dict[str, Any], user: User) -> frozenset[str]:
+    """The SKUs a raw user's `assignedLicenses` names that its assignments (from licenseAssignmentStates) lack."""
+    direct = d.get("assignedLicenses")
+    if not direct or d.get("licenseAssignmentStates") is None:
+        return frozenset()  # without states, the assignments were built from assignedLicenses itself
+    held = {a.sku_id for a in user.assignments}
+    extra: set[str] = set()
+    for a in direct:
+        sku = a.get("skuId") if isinstance(a, dict) else None
+        if sku and sku not in held and sku.lower() not in held:
+            extra.add(sku.lower())
+    return frozenset(extra)
 
 
 class Reader:
@@ -313,11 +322,9 @@ class Reader:
             for d in page:
                 key = str(d.get("userPrincipalName") or "").lower()
                 u = users[key] = user_from_json(d)
-                direct = d.get("assignedLicenses")
-                if direct and d.get("licenseAssignmentStates") is not None:
-                    extra = frozenset(_lower_sku(a) for a in direct) - {a.sku_id for a in u.assignments}
-                    if extra:
-                        also_held[key] = extra
+                extra = skus_only_assigned(d, u)
+                if extra:
+                    also_held[key] = extra
 
         with no_gc_pauses():
             ri = self.t.client.users.with_url(users_url(self.t.base_url)).to_get_request_information()

@@ -16,7 +16,8 @@ from provisioner import pipeline
 from provisioner.cli import main
 from provisioner.emulator.local import LocalTenant
 from provisioner.graph.connection import TenantConnection, open_app
-from provisioner.graph.reader import Everyone
+from provisioner.graph.parse import holds_any, user_from_json
+from provisioner.graph.reader import Everyone, skus_only_assigned
 from provisioner.model.observed import Assignment, Observed, TenantInfo, User
 
 
@@ -65,6 +66,24 @@ def test_narrowed_keeps_named_users_and_holders_including_skus_only_assigned_lic
     got = everyone.narrowed(["A@X"], ["MANAGED"])
     assert list(got.users) == ["a@x", "b@x", "d@x"]
     assert got == Observed(TenantInfo("t", "T"), (), {k: users[k] for k in ("a@x", "b@x", "d@x")})
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"assignedLicenses": [{"skuId": "AA"}], "licenseAssignmentStates": [{"skuId": "aa", "state": "Active"}]},
+        {"assignedLicenses": [{"skuId": "AA"}, {"skuId": "BB"}], "licenseAssignmentStates": [{"skuId": "aa"}]},
+        {"assignedLicenses": [{"skuId": "bb"}], "licenseAssignmentStates": []},
+        {"assignedLicenses": [{"skuId": "BB"}]},  # no states: assignments come from assignedLicenses
+        {"licenseAssignmentStates": [{"skuId": "cc", "assignedByGroup": "g"}]},
+    ],
+)
+def test_skus_only_assigned_make_narrowed_hold_what_the_scan_filter_holds(raw: dict[str, Any]) -> None:
+    d = {"id": "1", "userPrincipalName": "u@x", **raw}
+    u = user_from_json(d)
+    held = {a.sku_id for a in u.assignments} | skus_only_assigned(d, u)
+    for managed in ({"aa"}, {"bb"}, {"cc"}, {"aa", "bb"}, {"dd"}):
+        assert (not held.isdisjoint(managed)) == holds_any(d, frozenset(managed)), managed
 
 
 @pytest.fixture
