@@ -6,6 +6,10 @@ about a third of them (new plans, swaps, removals, moves), so resolution, orderi
 
     /tmp/venv/bin/python benchmarks/bench_plan.py                 # 100,000 users
     /tmp/venv/bin/python benchmarks/bench_plan.py --users 10000 20000 50000 100000
+    /tmp/venv/bin/python benchmarks/bench_plan.py --steady        # manifest equal to the tenant: no changes
+
+`--steady` is the in-process twin of bench_e2e.py's `plan` case (its write_manifest): every user declared with
+every managed field, exactly as the tenant has them, so the plan is (almost) empty and every user is resolved.
 """
 
 from __future__ import annotations
@@ -21,12 +25,13 @@ import time
 import tracemalloc
 from typing import Any
 
-from provisioner.catalog import load_catalog
+from provisioner.catalog import Catalog, load_catalog
 from provisioner.emulator import demo
 from provisioner.emulator.state import TenantState
 from provisioner.model.desired import Desired, DesiredUser, Policy, Source
 from provisioner.model.observed import Assignment, Observed, ServicePlan, Sku, TenantInfo, User
 from provisioner.planner import plan
+from provisioner.planner.tenant import TenantView
 from provisioner.render import render
 
 TIME_TARGET_S, MEMORY_TARGET_MB = 2.0, 500.0
@@ -83,10 +88,40 @@ def desired_for(state: TenantState, seed: int) -> Desired:
     )
 
 
-def measure(n: int, seed: int, repeat: int, freeze: bool) -> dict[str, Any]:
+def steady_desired_for(observed: Observed, catalog: Catalog) -> Desired:
+    """Every user declared exactly as the tenant has them (bench_e2e.write_manifest's rules, read from the
+    Observed): usage location as is, `callingPlan: sku:<first part held>` or none, phoneSystem and
+    communicationsCredits true when held (directly or through a group)."""
+    view = TenantView(observed, catalog)
+    parts = {s.sku_id: s.part_number for s in observed.skus}
+    out = []
+    for i, key in enumerate(sorted(observed.users)):
+        u = observed.users[key]
+        held = u.all_sku_ids
+        plans = sorted(parts[s] for s in held & view.calling_plans)
+        out.append(
+            DesiredUser(
+                u.upn,
+                Source("manifests/users.yaml", 6 + 5 * i),
+                u.usage_location,
+                f"sku:{plans[0]}" if plans else "none",
+                bool(held & view.phone_system_skus),
+                bool(held & view.credits),
+            )
+        )
+    return Desired(users=tuple(out), policy=Policy(max_removals=1_000_000), tenant="contoso.com")
+
+
+def inputs(n: int, seed: int, steady: bool) -> tuple[Desired, Observed, Catalog]:
+    """The planner's inputs: the synthetic tenant of `n` users and a manifest for it (see the module doc)."""
     state = TenantState.from_dict(demo.synthetic_state(n, seed))
-    observed, desired, catalog = observed_from(state), desired_for(state, seed), load_catalog()
-    del state
+    observed, catalog = observed_from(state), load_catalog()
+    desired = steady_desired_for(observed, catalog) if steady else desired_for(state, seed)
+    return desired, observed, catalog
+
+
+def measure(n: int, seed: int, repeat: int, freeze: bool, steady: bool = False) -> dict[str, Any]:
+    desired, observed, catalog = inputs(n, seed, steady)
     gc.collect()
     if freeze:
         gc.freeze()  # what `provision plan` does after reading: the snapshot is never garbage
@@ -114,6 +149,7 @@ def measure(n: int, seed: int, repeat: int, freeze: bool) -> dict[str, Any]:
     t_md = time.perf_counter() - t0
     return {
         "users": n,
+        "case": "steady" if steady else "a third changed",
         "actions": len(result.actions),
         "diagnostics": len(result.diagnostics),
         "plan_s": statistics.median(times),
@@ -134,21 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument(
+        "--steady", action="store_true", help="manifest equal to the tenant (no changes), as bench_e2e's plan"
+    )
+    ap.add_argument(
         "--no-freeze", action="store_true", help="leave the GC as Python sets it, not as the CLI does"
     )
     args = ap.parse_args(argv)
-    rows = [measure(n, args.seed, args.repeat, not args.no_freeze) for n in args.users]
+    rows = [measure(n, args.seed, args.repeat, not args.no_freeze, args.steady) for n in args.users]
     print(
         f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work inflates wall times)"
     )
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    head = ("users", "gc", "actions", "diagnostics", "plan median (s)", "plan min (s)", "plan CPU (s)", "planner peak alloc (MB)",
+    head = ("users", "case", "gc", "actions", "diagnostics", "plan median (s)", "plan min (s)", "plan CPU (s)", "planner peak alloc (MB)",
             "render json (s)", "json size (MB)", "render markdown (s)", "markdown chars")  # fmt: skip
     print("| " + " | ".join(head) + " |")
     print("|" + "|".join("---:" for _ in head) + "|")
     for r in rows:
         print(
-            f"| {r['users']:,} | {r['gc']} | {r['actions']:,} | {r['diagnostics']:,} | {r['plan_s']:.2f} | {r['plan_min_s']:.2f} | "
+            f"| {r['users']:,} | {r['case']} | {r['gc']} | {r['actions']:,} | {r['diagnostics']:,} | {r['plan_s']:.2f} | {r['plan_min_s']:.2f} | "
             f"{r['plan_cpu_s']:.2f} | "
             f"{r['alloc_peak_mb']:.0f} | {r['json_s']:.2f} | {r['json_mb']:.1f} | {r['markdown_s']:.2f} | {r['markdown_chars']:,} |"
         )

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from provisioner.model.desired import Desired
+from provisioner.model.desired import Desired, DesiredUser
 from provisioner.model.observed import Observed, Sku
 from provisioner.model.plan import Action, Diagnostic, LicenseRef, Plan
 from provisioner.planner import messages as msg
@@ -60,7 +60,8 @@ def plan(
     view = TenantView(observed, catalog, extra)
     if group_names:
         view.groups.update({k.lower(): v for k, v in group_names.items()})
-    fp = report.fingerprint(observed)
+    view.index(observed.users)
+    fp = report.fingerprint(observed, view.by_key)
     diags: list[Diagnostic] = []
     tenant = observed.tenant
     if desired.tenant and not _tenant_matches(desired.tenant, observed):
@@ -84,15 +85,17 @@ def plan(
         )
 
     resolver = Resolver(view, desired.policy, diags)
-    declared = desired.by_key()
+    declared: dict[str, DesiredUser] = {}  # desired.by_key(), built on the way
     targets: list[Target] = []
+    licenses = view.by_key
     for du in desired.users:  # sorted by key (Desired's invariant)
         key = du.key
+        declared[key] = du
         user = observed.users.get(key)
         if user is None:
             diags.append(Diagnostic("error", "user-not-found", msg.user_not_found(), du.upn, str(du.source)))
             continue
-        t = resolver.declared(du, user)
+        t = resolver.declared(du, user, licenses[key])
         if t is not None and t.changes:
             targets.append(t)
     if desired.policy.unlisted == "remove":
@@ -110,12 +113,7 @@ def plan(
     diags += _seat_diagnostics(view, sched)
     diags += _subscription_diagnostics(view, sched, resolver.inactive)
     # Declared users Graph shows an assignment error for (CountViolation, ...): the drift view's "broken".
-    errored = {
-        key
-        for key in declared
-        if (u := observed.users.get(key)) is not None
-        and any(a.error and a.error != "None" for a in u.assignments)
-    }
+    errored = {key for key in declared if (lic := licenses.get(key)) is not None and lic.has_error}
     diags += _assignment_error_diagnostics(view, observed, declared, errored)
     planned = {t.key: t for t in targets}
     pools = report.pools(view, observed, planned)

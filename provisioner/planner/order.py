@@ -103,17 +103,14 @@ def _valid_between(t: Target, view: TenantView) -> bool:
 def pending_group_seats(observed: Observed, view: TenantView) -> dict[str, int]:
     """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
     out: dict[str, int] = {}
-    for user in observed.users.values():
-        waiting = None
-        for a in user.assignments:  # a plain loop: this runs for every user of the tenant
-            if a.error == "CountViolation" and a.by_group is not None:
-                waiting = waiting or set()
-                waiting.add(a.sku_id)
-        if not waiting:
+    licenses = view.by_key
+    for key, user in observed.users.items():
+        lic = licenses.get(key) or view.licenses(user)  # the waiting SKUs, computed once per distinct set
+        if not lic.waiting:
             continue
         h = view.hold(user)
         held = h.direct | h.active
-        for sku_id in waiting - held:
+        for sku_id in lic.waiting - held:
             out[sku_id] = out.get(sku_id, 0) + 1
     return out
 

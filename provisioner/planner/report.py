@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
+from collections.abc import Mapping
 
 from provisioner.model.desired import DesiredUser
 from provisioner.model.observed import Observed, User
@@ -17,24 +18,23 @@ from provisioner.model.plan import (
 )
 from provisioner.planner.order import Schedule
 from provisioner.planner.resolve import Target
-from provisioner.planner.tenant import CALLING_PLAN, INACTIVE_STATES, TenantView
+from provisioner.planner.tenant import Licenses, TenantView, assignments_text
 
 
-def fingerprint(observed: Observed) -> str:
-    """sha256 of everything the plan was computed from (tenant, SKUs and their seats, every user read)."""
+def fingerprint(observed: Observed, licenses: Mapping[str, Licenses] | None = None) -> str:
+    """sha256 of everything the plan was computed from (tenant, SKUs and their seats, every user read).
+
+    `licenses` (TenantView.by_key, when indexed) gives each user's assignments already spelled; the value is
+    the same either way, and must stay so: a saved plan is checked against it.
+    """
     lines = [f"tenant|{observed.tenant.id.lower()}"]
     for s in sorted(observed.skus, key=lambda s: s.sku_id):
         lines.append(f"sku|{s.sku_id}|{s.part_number}|{s.capability_status}|{s.enabled}|{s.consumed}")
     users = observed.users
     for key in sorted(users):
         u = users[key]
-        lic = [
-            f"{a.sku_id},{a.by_group or ''},{a.state or ''},{a.error or ''},{'+'.join(sorted(a.disabled_plans))}"
-            for a in u.assignments
-        ]
-        if len(lic) > 1:
-            lic.sort()
-        lines.append(f"user|{u.id}|{key}|{u.usage_location or ''}|{';'.join(lic)}")
+        lic = licenses[key].text if licenses is not None else assignments_text(u.assignments)
+        lines.append(f"user|{u.id}|{key}|{u.usage_location or ''}|{lic}")
     if observed.holder_counts is not None:  # a partial read: the counts stood in for the other holders
         lines += [f"holders|{c}|{s}|{n}" for (c, s), n in sorted(observed.holder_counts.items())]
     return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
@@ -77,30 +77,28 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
     how many hold each Calling Plan per country): before = the count; after = the count plus the named
     users' net change, which is what the complete read would find, user for user.
     """
-    cp = {s for s, info in view.skus.items() if info.kind == CALLING_PLAN}
+    cp = view.calling_plans
     before: dict[tuple[str, str], int] = defaultdict(int)
     after: dict[tuple[str, str], int] = defaultdict(int)
+    # Unchanged users (the many) count as they are: group them by (location, Calling Plans held) first.
+    unchanged: dict[tuple[str, frozenset[str]], int] = defaultdict(int)
+    licenses = view.by_key
     for key, user in observed.users.items():
         t = planned.get(key)
         if t is None or t.blocked is not None:
-            # Unchanged users (the many): count straight from the assignments, without building sets.
-            loc = user.usage_location or ""
-            seen: set[str] = set()
-            for a in user.assignments:
-                if (
-                    a.sku_id in cp
-                    and a.sku_id not in seen
-                    and (a.by_group is None or a.state not in INACTIVE_STATES)
-                ):
-                    seen.add(a.sku_id)
-                    before[(loc, a.sku_id)] += 1
-                    after[(loc, a.sku_id)] += 1
+            lic = licenses.get(key) or view.licenses(user)
+            if lic.pooled:
+                unchanged[(user.usage_location or "", lic.pooled)] += 1
             continue
         h = view.hold(user)
         for s in (h.direct | h.active) & cp:
             before[(user.usage_location or "", s)] += 1
         for s in after_skus(view, user, t) & cp:
             after[(t.location_after or "", s)] += 1
+    for (loc, held_plans), n in unchanged.items():
+        for s in held_plans:
+            before[(loc, s)] += n
+            after[(loc, s)] += n
     counts = observed.holder_counts
     if counts is not None and not observed.complete_for_managed:
         for k, n in counts.items():

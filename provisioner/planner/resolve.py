@@ -14,7 +14,7 @@ from provisioner.model.desired import DesiredUser, Policy
 from provisioner.model.observed import User
 from provisioner.model.plan import Diagnostic
 from provisioner.planner import messages as msg
-from provisioner.planner.tenant import CALLING_PLAN, PHONE_SYSTEM, SkuInfo, TenantView
+from provisioner.planner.tenant import CALLING_PLAN, PHONE_SYSTEM, Licenses, SkuInfo, TenantView
 
 
 @dataclass(slots=True)
@@ -54,11 +54,19 @@ class Resolver:
         self.inactive: dict[str, list[tuple[str, str | None]]] = {}
         # (user key, SKU id) already reported as inherited-license: one warning per user and SKU
         self._inherited_warned: set[tuple[str, str]] = set()
+        # Resolutions that changed nothing and touched nothing: (wish, location, account, licenses) of a user.
+        # Resolution reads nothing else of a user but its UPN, which only diagnostics carry, so another user
+        # with the same key resolves the same way: to nothing (the steady state's many users).
+        self._no_ops: set[tuple[object, ...]] = set()
+        # Counts everything a resolution does besides building its Target (diagnostics, seats taken, warnings
+        # remembered, subscriptions noted) or that depends on earlier users: a no-op leaves it unchanged.
+        self._effects = 0
 
     # -- helpers -----------------------------------------------------------------------------------
 
     def _diag(self, severity: str, code: str, message: str, upn: str | None, source: object) -> None:
         """`source`: a Source (FILE:LINE, made a string only here: most users never need it) or None."""
+        self._effects += 1
         where = str(source) if source is not None else None
         self.diags.append(Diagnostic(severity, code, message, upn, where))  # type: ignore[arg-type]
 
@@ -66,6 +74,7 @@ class Resolver:
         return msg.group_list([self.view.group_name(g) for g in user.inherited_from(sku_id)])
 
     def _warn_inherited(self, user: User, sku_id: str, wish: str, source: object) -> None:
+        self._effects += 1  # it reads the warnings of earlier users
         mark = (user.upn.lower(), sku_id)
         if mark in self._inherited_warned:
             return
@@ -80,12 +89,37 @@ class Resolver:
         )
 
     def _take_seat(self, info: SkuInfo) -> None:
+        self._effects += 1
         self.view.tentative_free[info.sku_id] = self.view.tentative_free.get(info.sku_id, 0) - 1
 
     # -- declared users ------------------------------------------------------------------------------
 
-    def declared(self, du: DesiredUser, user: User) -> Target | None:
-        """The user's target; None when nothing managed can differ (the common case in a big tenant, kept cheap)."""
+    def declared(self, du: DesiredUser, user: User, licenses: Licenses | None = None) -> Target | None:
+        """The user's target; None when nothing managed can differ (the common case in a big tenant, kept cheap).
+
+        With `licenses` (the user's, from TenantView.by_key), a user that resolves like an earlier no-op user
+        is skipped: None, as its Target would have had no changes (its wish already met, in a steady tenant).
+        """
+        if licenses is None or self.view.cached_hold(user) is not licenses.holdings:
+            return self._declared(du, user)  # not indexed, or user ids repeat (never from Graph): no memo
+        memo = (
+            du.usage_location,
+            du.calling_plan,
+            du.phone_system,
+            du.communications_credits,
+            user.usage_location,
+            user.account_enabled,
+            licenses,
+        )
+        if memo in self._no_ops:
+            return None
+        effects = self._effects
+        t = self._declared(du, user)
+        if (t is None or not t.changes) and self._effects == effects:
+            self._no_ops.add(memo)
+        return t
+
+    def _declared(self, du: DesiredUser, user: User) -> Target | None:
         moving = (
             du.usage_location is not None and du.usage_location.upper() != (user.usage_location or "").upper()
         )
@@ -277,6 +311,7 @@ class Resolver:
             t.add -= {s for s in t.add if s in h.direct and not self._needs_reassign(user, s)}
         # Adds need a usage location.
         if t.add and t.location_after is None:
+            self._effects += 1  # it reads the diagnostics of earlier users
             if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
                 self._diag(
                     "error", "usage-location-required", msg.location_required_for_adds(), user.upn, src
@@ -285,6 +320,7 @@ class Resolver:
         # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
         for sku_id in sorted((t.add & view.unassignable) - h.direct):
             t.add.discard(sku_id)
+            self._effects += 1
             where = str(src) if src is not None else None
             self.inactive.setdefault(sku_id, []).append((user.upn, where))
         # Never remove a license the user does not hold directly.

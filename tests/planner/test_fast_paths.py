@@ -1,0 +1,151 @@
+"""The planner's shortcuts for big tenants change no output: the resolver's memo of no-op users, the per-tenant
+index of users' licenses (TenantView.index) and the fingerprint spelled from it. Each test compares against the
+plain computation, on synthetic tenants where most users already hold what they declare (the steady state).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import random
+
+import pytest
+from emu import observed_from_state
+
+from provisioner.catalog import load_catalog
+from provisioner.emulator import demo
+from provisioner.emulator.state import TenantState
+from provisioner.model.desired import Desired, DesiredUser, Policy, Source
+from provisioner.model.observed import Observed, User
+from provisioner.model.plan import Plan
+from provisioner.planner import plan, report
+from provisioner.planner.resolve import Resolver
+from provisioner.planner.tenant import TenantView
+
+CAT = load_catalog()
+
+
+def _reference_fingerprint(observed: Observed) -> str:
+    """The fingerprint as first written (saved plans are checked against its value: it must never change)."""
+    lines = [f"tenant|{observed.tenant.id.lower()}"]
+    for s in sorted(observed.skus, key=lambda s: s.sku_id):
+        lines.append(f"sku|{s.sku_id}|{s.part_number}|{s.capability_status}|{s.enabled}|{s.consumed}")
+    for key in sorted(observed.users):
+        u = observed.users[key]
+        lic = sorted(
+            f"{a.sku_id},{a.by_group or ''},{a.state or ''},{a.error or ''},{'+'.join(sorted(a.disabled_plans))}"
+            for a in u.assignments
+        )
+        lines.append(f"user|{u.id}|{key}|{u.usage_location or ''}|{';'.join(lic)}")
+    if observed.holder_counts is not None:
+        lines += [f"holders|{c}|{s}|{n}" for (c, s), n in sorted(observed.holder_counts.items())]
+    return "sha256:" + hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def _tenant(n: int, seed: int) -> Observed:
+    return observed_from_state(TenantState.from_dict(demo.synthetic_state(n, seed)))
+
+
+def _steady(observed: Observed) -> list[DesiredUser]:
+    """Every user declared as the tenant has them (bench_plan --steady)."""
+    view = TenantView(observed, CAT)
+    parts = {s.sku_id: s.part_number for s in observed.skus}
+    out = []
+    for i, key in enumerate(sorted(observed.users)):
+        u = observed.users[key]
+        held = u.all_sku_ids
+        plans = sorted(parts[s] for s in held & view.calling_plans)
+        cp = f"sku:{plans[0]}" if plans else "none"
+        ps, cc = bool(held & view.phone_system_skus), bool(held & view.credits)
+        out.append(DesiredUser(u.upn, Source("users.yaml", 2 + i), u.usage_location, cp, ps, cc))
+    return out
+
+
+def _perturbed(users: list[DesiredUser], seed: int, share: float) -> tuple[DesiredUser, ...]:
+    """Change `share` of the users' wishes: moves, other plans, Phone System off, credits, omitted fields."""
+    rng = random.Random(seed)
+    out = []
+    for u in users:
+        if rng.random() < share:
+            r = rng.random()
+            if r < 0.2:
+                u = dataclasses.replace(u, phone_system=not u.phone_system)
+            elif r < 0.4:
+                u = dataclasses.replace(u, usage_location=rng.choice(("US", "GB", "DE", "JP", "MX")))
+            elif r < 0.6:
+                plans = ("none", "domestic", "international", "payg", "sku:MCOPSTN1", "sku:NOPE", "sku:MCOEV")
+                u = dataclasses.replace(u, calling_plan=rng.choice(plans))
+            elif r < 0.7:
+                u = dataclasses.replace(u, communications_credits=not u.communications_credits)
+            elif r < 0.8:
+                u = dataclasses.replace(u, usage_location=None, calling_plan=None)
+            elif r < 0.9:
+                u = dataclasses.replace(u, phone_system=None, communications_credits=None)
+            else:
+                continue  # not declared
+        out.append(u)
+    return tuple(out)
+
+
+def _without_memo(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Resolver, "declared", lambda self, du, user, licenses=None: self._declared(du, user))
+
+
+def _plans(desired: Desired, observed: Observed, monkeypatch: pytest.MonkeyPatch) -> tuple[Plan, Plan, int]:
+    """(plan, plan resolving every user in full, users resolved in full by the first)."""
+    calls = 0
+    full = Resolver._declared
+
+    def counting(self: Resolver, du: DesiredUser, user: User) -> object:
+        nonlocal calls
+        calls += 1
+        return full(self, du, user)
+
+    with monkeypatch.context() as m:
+        m.setattr(Resolver, "_declared", counting)
+        fast = plan(desired, observed, CAT)
+    with monkeypatch.context() as m:
+        _without_memo(m)
+        slow = plan(desired, observed, CAT)
+    return fast, slow, calls
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fingerprint_value_is_unchanged(seed: int) -> None:
+    observed = _tenant(400, seed)
+    view = TenantView(observed, CAT)
+    view.index(observed.users)
+    want = _reference_fingerprint(observed)
+    assert report.fingerprint(observed) == want
+    assert report.fingerprint(observed, view.by_key) == want
+    partial = dataclasses.replace(observed, complete_for_managed=False, holder_counts={("US", "x"): 3})
+    assert report.fingerprint(partial, view.by_key) == _reference_fingerprint(partial)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("share", [0.0, 0.05, 0.3])
+def test_memo_of_unchanged_users_changes_no_plan(
+    seed: int, share: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    observed = _tenant(1500, seed)
+    users = _perturbed(_steady(observed), seed, share)
+    for policy in (Policy(max_removals=10_000), Policy(unlisted="remove", payg_funding="postUsage")):
+        desired = Desired(users, policy, tenant="contoso.com")
+        fast, slow, resolved = _plans(desired, observed, monkeypatch)
+        assert fast == slow
+        assert resolved < len(users) / 2  # the memo was used: most users are skipped, not resolved
+        if share == 0.0:
+            assert not fast.actions and not fast.diagnostics  # the steady state plans nothing
+
+
+def test_memo_is_not_used_when_user_ids_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Graph ids are unique; a snapshot that breaks that still plans as it did, user by user."""
+    observed = _tenant(300, 5)
+    keys = sorted(observed.users)
+    users = dict(observed.users)
+    for a, b in zip(keys[::2], keys[1::2], strict=False):
+        users[b] = dataclasses.replace(users[b], id=users[a].id)
+    observed = dataclasses.replace(observed, users=users)
+    desired = Desired(_perturbed(_steady(observed), 5, 0.2), Policy(max_removals=10_000))
+    fast, slow, _ = _plans(desired, observed, monkeypatch)
+    assert fast == slow
