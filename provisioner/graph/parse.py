@@ -23,6 +23,7 @@ def _plans(items: Any) -> tuple[str, ...]:
 # (benchmarks/bench_read.py). Both yield ordinary, equal, hashable frozen dataclass instances.
 # 1. Assignments repeat endlessly (same SKU, direct, Active): one shared instance per distinct value.
 _ASSIGNMENTS: dict[tuple[Any, ...], Assignment] = {}
+_BY_RAW_STATE: dict[tuple[Any, ...], Assignment] = {}  # licenseAssignmentStates entries as Graph wrote them
 _MAX_SHARED = 50_000
 
 
@@ -55,18 +56,22 @@ def user_from_json(d: dict[str, Any]) -> User:
     assignments: list[Assignment] = []
     if states is not None:
         for s in states:
-            err = s.get("error")
-            group = s.get("assignedByGroup")
             plans = s.get("disabledPlans")
-            assignments.append(
-                _assignment(
-                    _lower(s.get("skuId")),
+            # keyed by the raw values: a repeat (nearly every state) costs one look-up, no normalising
+            raw = (s.get("skuId"), s.get("assignedByGroup"), tuple(plans) if plans else (), s.get("state"), s.get("error"))
+            a = _BY_RAW_STATE.get(raw)
+            if a is None:
+                sku, group, _, state, err = raw
+                a = _assignment(
+                    _lower(sku),
                     group.lower() if group else None,
                     _plans(plans) if plans else (),
-                    s.get("state"),
+                    state,
                     None if err in (None, "", "None") else err,
                 )
-            )
+                if len(_BY_RAW_STATE) < _MAX_SHARED:
+                    _BY_RAW_STATE[raw] = a
+            assignments.append(a)
     else:
         for a in d.get("assignedLicenses") or ():
             assignments.append(

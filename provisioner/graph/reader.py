@@ -102,8 +102,14 @@ class Everyone:
 def skus_only_assigned(d: dict[str, Any], user: User) -> frozenset[str]:
     """The SKUs a raw user's `assignedLicenses` names that its assignments (from licenseAssignmentStates) lack."""
     direct = d.get("assignedLicenses")
-    if not direct or d.get("licenseAssignmentStates") is None:
+    states = d.get("licenseAssignmentStates")
+    if not direct or states is None:
         return frozenset()  # without states, the assignments were built from assignedLicenses itself
+    if len(direct) == len(states) and all(
+        isinstance(a, dict) and isinstance(s, dict) and a.get("skuId") == s.get("skuId")
+        for a, s in zip(direct, states, strict=True)
+    ):
+        return frozenset()  # the usual answer: the same SKUs in the same order (each directly assigned once)
     held = {a.sku_id for a in user.assignments}
     extra: set[str] = set()
     for a in direct:

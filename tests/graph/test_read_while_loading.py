@@ -73,6 +73,8 @@ def test_narrowed_keeps_named_users_and_holders_including_skus_only_assigned_lic
     [
         {"assignedLicenses": [{"skuId": "AA"}], "licenseAssignmentStates": [{"skuId": "aa", "state": "Active"}]},
         {"assignedLicenses": [{"skuId": "AA"}, {"skuId": "BB"}], "licenseAssignmentStates": [{"skuId": "aa"}]},
+        {"assignedLicenses": [{"skuId": "bb"}], "licenseAssignmentStates": [{"skuId": "aa"}]},  # same length
+        {"assignedLicenses": [{"skuId": "aa"}], "licenseAssignmentStates": [{"skuId": "aa"}]},
         {"assignedLicenses": [{"skuId": "bb"}], "licenseAssignmentStates": []},
         {"assignedLicenses": [{"skuId": "BB"}]},  # no states: assignments come from assignedLicenses
         {"licenseAssignmentStates": [{"skuId": "cc", "assignedByGroup": "g"}]},
