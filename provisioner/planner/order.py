@@ -104,6 +104,8 @@ def pending_group_seats(observed: Observed, view: TenantView) -> dict[str, int]:
     """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
     out: dict[str, int] = {}
     licenses = view.by_key
+    if not view.waiting and len(licenses) == len(observed.users):
+        return out  # index() saw every user: none waits
     for key, user in observed.users.items():
         lic = licenses.get(key) or view.licenses(user)  # the waiting SKUs, computed once per distinct set
         if not lic.waiting:

@@ -80,22 +80,27 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
     cp = view.calling_plans
     before: dict[tuple[str, str], int] = defaultdict(int)
     after: dict[tuple[str, str], int] = defaultdict(int)
-    # Unchanged users (the many) count as they are: group them by (location, Calling Plans held) first.
-    unchanged: dict[tuple[str, frozenset[str]], int] = defaultdict(int)
-    licenses = view.by_key
-    for key, user in observed.users.items():
-        t = planned.get(key)
-        if t is None or t.blocked is not None:
-            lic = licenses.get(key) or view.licenses(user)
-            if lic.pooled:
-                unchanged[(user.usage_location or "", lic.pooled)] += 1
+    users = observed.users
+    if not view.by_key and users:
+        view.index(users)
+    # Unchanged users (the many) count as they are: the index counted every user read, so take away the
+    # users that change, and count those one by one.
+    unchanged = dict(view.pool_holders)
+    for key, t in planned.items():
+        user = users.get(key)
+        if user is None or t.blocked is not None:
             continue
+        held_plans = view.by_key[key].pooled
+        if held_plans:
+            unchanged[(user.usage_location or "", held_plans)] -= 1
         h = view.hold(user)
         for s in (h.direct | h.active) & cp:
             before[(user.usage_location or "", s)] += 1
         for s in after_skus(view, user, t) & cp:
             after[(t.location_after or "", s)] += 1
     for (loc, held_plans), n in unchanged.items():
+        if not n:
+            continue  # every holder of these Calling Plans here changes (counted above, one by one)
         for s in held_plans:
             before[(loc, s)] += n
             after[(loc, s)] += n

@@ -100,7 +100,7 @@ class Resolver:
         With `licenses` (the user's, from TenantView.by_key), a user that resolves like an earlier no-op user
         is skipped: None, as its Target would have had no changes (its wish already met, in a steady tenant).
         """
-        if licenses is None or self.view.cached_hold(user) is not licenses.holdings:
+        if licenses is None or not self.view.unique_ids:
             return self._declared(du, user)  # not indexed, or user ids repeat (never from Graph): no memo
         memo = (
             du.usage_location,

@@ -137,6 +137,10 @@ class TenantView:
         self._shapes: dict[_Shape, Licenses] = {}
         # Observed key -> Licenses, for every user read (index()); empty until then.
         self.by_key: dict[str, Licenses] = {}
+        # (usage location or "", Calling Plans counted in the minute pools) -> users read holding exactly those.
+        self.pool_holders: dict[tuple[str, frozenset[str]], int] = {}
+        self.waiting = True  # whether some user read waits for a group seat (CountViolation); index() knows
+        self.unique_ids = False  # index() found every user id distinct, and hold() answers from its pass
         self.groups: dict[str, str] = {
             k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
         }
@@ -147,10 +151,6 @@ class TenantView:
         if h is None:
             h = self._holdings[user.id] = self.licenses(user).holdings
         return h
-
-    def cached_hold(self, user: User) -> Holdings | None:
-        """hold(user) if already known, without computing it."""
-        return self._holdings.get(user.id)
 
     def licenses(self, user: User) -> Licenses:
         """The Licenses of this user's assignments (shared with every user holding the same ones)."""
@@ -174,14 +174,27 @@ class TenantView:
         )
 
     def index(self, users: dict[str, User]) -> None:
-        """Fill `by_key` for every user read, in one pass (a big tenant has few distinct Licenses)."""
+        """Fill `by_key`, `pool_holders` and `waiting` for every user read, in one pass (few distinct Licenses)."""
+        shapes, by_key, pool_holders = self._shapes, self.by_key, self.pool_holders
         by_id: dict[str, Holdings] = {}
         for key, user in users.items():
-            lic = self.by_key[key] = self.licenses(user)
+            # self.licenses(user), inlined: this loop runs for every user of the tenant
+            shape = tuple(
+                [(a.sku_id, a.by_group, a.disabled_plans, a.state, a.error) for a in user.assignments]
+            )
+            lic = shapes.get(shape)
+            if lic is None:
+                lic = shapes[shape] = self._licenses(user)
+            by_key[key] = lic
             by_id[user.id] = lic.holdings
+            if lic.pooled:
+                k = (user.usage_location or "", lic.pooled)
+                pool_holders[k] = pool_holders.get(k, 0) + 1
+        self.waiting = any(lic.waiting for lic in shapes.values())
         if len(by_id) == len(users) and not self._holdings:
             # User ids are unique (Graph's always are), so hold() would compute exactly these, one by one.
             self._holdings = by_id
+            self.unique_ids = True
 
     def group_name(self, group_id: str) -> str:
         return self.groups.get(group_id.lower()) or group_id

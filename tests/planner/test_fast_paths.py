@@ -10,7 +10,7 @@ import hashlib
 import random
 
 import pytest
-from emu import observed_from_state
+from emu import observed_from_state, run_actions
 
 from provisioner.catalog import load_catalog
 from provisioner.emulator import demo
@@ -147,5 +147,56 @@ def test_memo_is_not_used_when_user_ids_repeat(monkeypatch: pytest.MonkeyPatch) 
         users[b] = dataclasses.replace(users[b], id=users[a].id)
     observed = dataclasses.replace(observed, users=users)
     desired = Desired(_perturbed(_steady(observed), 5, 0.2), Policy(max_removals=10_000))
-    fast, slow, _ = _plans(desired, observed, monkeypatch)
+    fast, slow, resolved = _plans(desired, observed, monkeypatch)
     assert fast == slow
+    assert resolved == sum(1 for u in desired.users if u.key in users)  # no memo: ids do not tell users apart
+
+
+def _pool_holders(observed: Observed) -> dict[tuple[str, str], int]:
+    """(country, Calling Plan SKU) -> users holding it directly or through an active group, user by user."""
+    cp = TenantView(observed, CAT).calling_plans
+    out: dict[tuple[str, str], int] = {}
+    for u in observed.users.values():
+        held = {a.sku_id for a in u.assignments if a.by_group is None or a.state not in ("Error", "Disabled")}
+        for s in held & cp:
+            k = (u.usage_location or "", s)
+            out[k] = out.get(k, 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pools_count_every_holder_before_and_after(seed: int) -> None:
+    """The pools start from the index's counts less the changing users: they match a count user by user, and
+    the tenant's after applying the plan."""
+    state = TenantState.from_dict(demo.synthetic_state(1500, seed))
+    observed = observed_from_state(state)
+    desired = Desired(_perturbed(_steady(observed), seed, 0.3), Policy(max_removals=10_000))
+    p = plan(desired, observed, CAT)
+    run_actions(state, p)
+    before, after = _pool_holders(observed), _pool_holders(observed_from_state(state))
+    assert p.actions and before != after
+    assert all(x.users_before or x.users_after for x in p.pools)  # a pool line counts someone
+    assert {(x.country, x.sku_id): x.users_before for x in p.pools if x.users_before} == before
+    assert {(x.country, x.sku_id): x.users_after for x in p.pools if x.users_after} == after
+
+
+def test_pools_when_every_holder_of_a_plan_in_a_country_gives_it_up() -> None:
+    state = TenantState.from_dict(demo.synthetic_state(600, 4))
+    observed = observed_from_state(state)
+    before = _pool_holders(observed)
+    (country, sku), n = min(before.items(), key=lambda kv: (kv[1], kv[0]))
+    users = [
+        dataclasses.replace(u, calling_plan="none")
+        if (u.usage_location or "", sku) in _holds(observed, u)
+        else u
+        for u in _steady(observed)
+    ]
+    p = plan(Desired(tuple(users), Policy(max_removals=10_000)), observed, CAT)
+    lines = [x for x in p.pools if (x.country, x.sku_id) == (country, sku)]
+    assert [(x.users_before, x.users_after) for x in lines] == [(n, 0)]
+    assert all(x.users_before or x.users_after for x in p.pools)
+
+
+def _holds(observed: Observed, u: DesiredUser) -> set[tuple[str, str]]:
+    one = dataclasses.replace(observed, users={u.key: observed.users[u.key]})
+    return set(_pool_holders(one))
