@@ -167,7 +167,7 @@ def loading(
         job.result()
     try:
         yield job
-    except BaseException:
+    except Exception:  # not KeyboardInterrupt: an interrupted run stops at once (the worker is killed below)
         if job.parallel and job._result is None:
             job.result()  # raises the manifest error, if there is one
         raise
