@@ -52,12 +52,7 @@ def plan(
     """
     if desired.policy.unlisted == "remove" and not observed.complete_for_managed:
         raise ValueError("policy.unlisted: remove needs every holder of a managed SKU read (a complete read)")
-    extra = frozenset(
-        u.calling_plan[4:].upper()
-        for u in desired.users
-        if u.calling_plan and u.calling_plan.startswith("sku:")
-    )
-    view = TenantView(observed, catalog, extra)
+    view = TenantView(observed, catalog, _sku_refs(desired))
     if group_names:
         view.groups.update({k.lower(): v for k, v in group_names.items()})
     view.index(observed.users)
@@ -171,11 +166,10 @@ def calling_plan_sku_ids(skus: Iterable[Sku], catalog: Catalog, desired: Desired
 
 
 def _sku_refs(desired: Desired) -> frozenset[str]:
-    return frozenset(
-        u.calling_plan[4:].upper()
-        for u in desired.users
-        if u.calling_plan and u.calling_plan.startswith("sku:")
-    )
+    """Part numbers named by `callingPlan: sku:<part>`, upper case. The distinct values first: few, and
+    100,000 users share them."""
+    plans = {u.calling_plan for u in desired.users}
+    return frozenset(p[4:].upper() for p in plans if p and p.startswith("sku:"))
 
 
 def _tenant_matches(declared: str, observed: Observed) -> bool:
