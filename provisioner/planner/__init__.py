@@ -225,7 +225,7 @@ def _seat_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
     out = []
     for sku_id, need, free, freed, stuck, freers in sched.problems:
         part = view.part(sku_id)
-        who = _listing([_describe(st, view) for st in stuck])
+        who = _listing_steps(stuck, view)
         head = f"not enough {part} seats: the plan needs {need}, {free} free, {freed} freed by this plan."
         if need > free + freed or not freers:
             text = (
@@ -236,7 +236,7 @@ def _seat_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
             givers = sorted({st.target.user.upn for st in freers})
             text = (
                 f"{head} Those seats are freed only by calls that themselves wait for a seat "
-                f"({_listing([_describe(st, view) for st in freers])}), so no order works for {who}. "
+                f"({_listing_steps(freers, view)}), so no order works for {who}. "
                 f"Split it: first plan and apply with {_listing(givers)} giving up {part} (e.g. `callingPlan: none`), "
                 f"then plan and apply again; or buy 1 more {part} seat."
             )
@@ -256,6 +256,13 @@ def _source_of(st: Step) -> str | None:
 
 def _listing(items: list[str], limit: int = 10) -> str:
     return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def _listing_steps(steps: list[Step], view: TenantView, limit: int = 10) -> str:
+    """_listing of the steps described, describing only those it names (thousands may be stuck)."""
+    return _listing([_describe(st, view) for st in steps[:limit]], limit) + (
+        f" and {len(steps) - limit} more" if len(steps) > limit else ""
+    )
 
 
 def _describe(st: Step, view: TenantView) -> str:

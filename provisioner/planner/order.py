@@ -243,10 +243,17 @@ def _problems(
     """Per SKU some stuck call needs: (sku, seats needed by the whole plan, free now, freed by the plan, stuck)."""
     stuck_steps = [plans[k][_index_of_first_unplaced(plans[k])] for k in sorted(run.stuck)]
     skus = sorted({s for st in stuck_steps for s in st.needs if s in run.short})
+    needs: dict[str, int] = {}  # per SKU, over the whole plan: counted in one pass, not once per short SKU
+    gives: dict[str, int] = {}
+    for steps in plans.values():
+        for st in steps:
+            for s in st.needs:
+                needs[s] = needs.get(s, 0) + 1
+            for s in st.frees:
+                gives[s] = gives.get(s, 0) + 1
     out = []
     for sku in skus:
-        need = sum(1 for steps in plans.values() for st in steps for s in st.needs if s == sku)
-        frees = sum(1 for steps in plans.values() for st in steps for s in st.frees if s == sku)
+        need, frees = needs.get(sku, 0), gives.get(sku, 0)
         freed = max(0, frees - pending.get(sku, 0))
         blocked = [st for st in stuck_steps if sku in st.needs]
         givers = [st for st in stuck_steps if sku in st.frees]

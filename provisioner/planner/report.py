@@ -193,10 +193,15 @@ def user_changes(
     states: dict[tuple[object, ...], UserState] = {}
     wishes: dict[tuple[str | None, str | None, bool | None, bool | None], str] = {}
 
-    def state(user: User, direct: frozenset[str], location: str | None) -> UserState:
-        ps = view.phone_system_skus
-        k = (location, direct, view.hold(user).inherited,
-             tuple((a.sku_id, a.by_group, a.state, a.disabled_plans) for a in user.assignments if a.sku_id in ps))  # fmt: skip
+    def state(user: User, direct: frozenset[str], location: str | None, lic: Licenses | None) -> UserState:
+        k: tuple[object, ...]
+        if lic is not None:
+            # The user's Licenses stand for all its assignments, hence also its holdings (ids unique).
+            k = (location, direct, lic)
+        else:
+            ps = view.phone_system_skus
+            k = (location, direct, view.hold(user).inherited,
+                 tuple((a.sku_id, a.by_group, a.state, a.disabled_plans) for a in user.assignments if a.sku_id in ps))  # fmt: skip
         got = states.get(k)
         if got is None:
             got = states[k] = user_state(view, user, direct, location)
@@ -220,7 +225,10 @@ def user_changes(
             continue
         direct_before = view.hold(user).direct
         direct_after, loc_after = direct_before, user.usage_location
-        problems = list(problems_of(view, user))
+        lic = view.by_key.get(key)
+        problems = list(problems_of(view, user)) if lic is None or lic.has_error else []
+        if not view.unique_ids:
+            lic = None  # hold() may answer another user's holdings: key the states as before
         if t is not None and t.blocked is None:
             direct_after = (direct_before - t.remove) | t.add
             loc_after = t.location_after
@@ -232,8 +240,8 @@ def user_changes(
             UserChange(
                 upn=user.upn,
                 user_id=user.id,
-                before=state(user, direct_before, user.usage_location),
-                after=state(user, frozenset(direct_after), loc_after),
+                before=state(user, direct_before, user.usage_location, lic),
+                after=state(user, frozenset(direct_after), loc_after, lic),
                 source=str(du.source) if du else None,
                 declared=wish(du),
                 problems=tuple(problems),
