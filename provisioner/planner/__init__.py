@@ -108,7 +108,11 @@ def plan(
     diags += _seat_diagnostics(view, sched)
     diags += _subscription_diagnostics(view, sched, resolver.inactive)
     # Declared users Graph shows an assignment error for (CountViolation, ...): the drift view's "broken".
-    errored = {key for key in declared if (lic := licenses.get(key)) is not None and lic.has_error}
+    errored = (
+        {key for key in declared if (lic := licenses.get(key)) is not None and lic.has_error}
+        if view.errors
+        else set()
+    )
     diags += _assignment_error_diagnostics(view, observed, declared, errored)
     planned = {t.key: t for t in targets}
     pools = report.pools(view, observed, planned)

@@ -140,6 +140,7 @@ class TenantView:
         # (usage location or "", Calling Plans counted in the minute pools) -> users read holding exactly those.
         self.pool_holders: dict[tuple[str, frozenset[str]], int] = {}
         self.waiting = True  # whether some user read waits for a group seat (CountViolation); index() knows
+        self.errors = True  # whether Graph marks some assignment of a user read in error; index() knows
         self.unique_ids = False  # index() found every user id distinct, and hold() answers from its pass
         self.groups: dict[str, str] = {
             k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
@@ -191,6 +192,7 @@ class TenantView:
                 k = (user.usage_location or "", lic.pooled)
                 pool_holders[k] = pool_holders.get(k, 0) + 1
         self.waiting = any(lic.waiting for lic in shapes.values())
+        self.errors = any(lic.has_error for lic in shapes.values())
         if len(by_id) == len(users) and not self._holdings:
             # User ids are unique (Graph's always are), so hold() would compute exactly these, one by one.
             self._holdings = by_id
