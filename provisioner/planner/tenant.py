@@ -134,6 +134,9 @@ class TenantView:
         self.tentative_free: dict[str, int] = {k: v.sku.free for k, v in self.skus.items()}
         # Group display names, when the reader provides them (Observed.groups); else groups show by id.
         self._holdings: dict[str, Holdings] = {}
+        self.groups: dict[str, str] = {
+            k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
+        }
         self._shapes: dict[_Shape, Licenses] = {}
         # Observed key -> Licenses, for every user read (index()); empty until then.
         self.by_key: dict[str, Licenses] = {}
@@ -142,9 +145,6 @@ class TenantView:
         self.waiting = True  # whether some user read waits for a group seat (CountViolation); index() knows
         self.errors = True  # whether Graph marks some assignment of a user read in error; index() knows
         self.unique_ids = False  # index() found every user id distinct, and hold() answers from its pass
-        self.groups: dict[str, str] = {
-            k.lower(): v for k, v in (getattr(observed, "groups", None) or {}).items()
-        }
 
     def hold(self, user: User) -> Holdings:
         """The user's holdings, cached for this plan (users are read many times: resolve, order, report)."""
@@ -175,7 +175,10 @@ class TenantView:
         )
 
     def index(self, users: dict[str, User]) -> None:
-        """Fill `by_key`, `pool_holders` and `waiting` for every user read, in one pass (few distinct Licenses)."""
+        """Fill `by_key`, `pool_holders`, `waiting`, `errors` and `unique_ids` from every user read, in one pass.
+
+        plan() calls it once, before anything else reads users: what comes after relies on `by_key` covering
+        every user read."""
         shapes, by_key, pool_holders = self._shapes, self.by_key, self.pool_holders
         by_id: dict[str, Holdings] = {}
         for key, user in users.items():
