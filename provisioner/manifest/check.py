@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provisioner.manifest.safeyaml import Marks
 from provisioner.manifest.suggest import did_you_mean
 from provisioner.model.desired import API_VERSION, KIND
+
+if TYPE_CHECKING:
+    from provisioner.manifest.fastusers import UsersBlock
 
 Problem = tuple[int, str, str | None]  # line, message, hint
 
@@ -71,6 +74,8 @@ class FileManifest:
     defaults: dict[str, tuple[Any, int]] = field(default_factory=dict)
     users: list[UserEntry] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # The users when `fastusers` read them (then `users` is empty): all valid as far as this module checks.
+    block: UsersBlock | None = None
 
 
 def _describe(value: Any) -> str:

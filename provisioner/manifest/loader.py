@@ -3,6 +3,9 @@
 Pure apart from reading files. Every problem of every file is collected and raised at once as one
 `ManifestError` (each issue `FILE:LINE: what is wrong — what to do`).
 
+Most files end with a long `users:` block of flat entries: `fastusers` reads such a block (and the merge
+builds its users) in a few passes in C; the file's head, and any file it declines, take the general way.
+
 Folders are searched recursively for `*.yaml` / `*.yml` (names starting with "." are skipped), in sorted
 order; a file named explicitly is read whatever its extension. The same file given twice is read once.
 """
@@ -13,12 +16,14 @@ import gc
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from itertools import repeat
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from provisioner.catalog import Catalog, load_catalog
 from provisioner.errors import CatalogError, ManifestError, ManifestIssue
-from provisioner.manifest import safeyaml
+from provisioner.manifest import fastusers, safeyaml
 from provisioner.manifest.check import DEFAULT_FIELDS, FileManifest, check_file
 from provisioner.manifest.rules import check_user, country_problem, plan_problem
 from provisioner.manifest.suggest import did_you_mean
@@ -90,34 +95,93 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None) -> Desired:
+def _read_file(path: str, fast_users: bool) -> FileManifest:
+    """One file read and shape-checked; raises YamlProblem when it is not a readable YAML document.
+
+    A file ending with a users block `fastusers` reads (the common case) has only its head parsed and checked
+    the general way; its users come from the block. Otherwise the whole file takes the general way.
+    """
+    text = safeyaml.read_text(Path(path))
+    safeyaml.check_items(text)
+    if fast_users:
+        found = fastusers.split(text, safeyaml.resolver())
+        if found is not None:
+            head, users_line, block = found
+            fm = _head_with_block(path, head, users_line, block)
+            if fm is not None:
+                return fm
+    raw, marks = safeyaml.loads(text, counted=True)
+    return check_file(path, raw, marks)
+
+
+def _head_with_block(path: str, head: str, users_line: int, block: fastusers.UsersBlock) -> FileManifest | None:
+    """The file's head checked, with `block` as its users; None unless `users:` is a top-level key there."""
+    try:
+        raw, marks = safeyaml.loads(head)
+    except safeyaml.YamlProblem:
+        return None  # the whole file may fail differently (an unclosed quote runs into the block, ...)
+    if type(raw) is not dict or "users" not in raw or raw["users"] is not None or marks.key_line(raw, "users") != users_line:
+        return None
+    fm = check_file(path, raw, marks)
+    fm.block = block
+    return fm
+
+
+def _first(pair: tuple[str, DesiredUser]) -> str:
+    return pair[0]
+
+
+def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None, fast_users: bool = True) -> Desired:
     if not paths:
         raise ManifestError([ManifestIssue("(no path)", 0, "no manifest given", "name manifest files or folders")])
     files, issues = find_files(paths)
     parsed: list[FileManifest] = []
     for path in files:
         try:
-            raw, marks = safeyaml.load(Path(path))
+            fm = _read_file(path, fast_users)
         except safeyaml.YamlProblem as exc:
             issues.append(ManifestIssue(path, exc.line, exc.message, exc.hint))
             continue
-        fm = check_file(path, raw, marks)
         issues.extend(ManifestIssue(path, line, msg, hint) for line, msg, hint in fm.problems)
         parsed.append(fm)
     merged = _Merger(parsed, issues)
     merged.merge_settings()
     cat = catalog if catalog is not None else merged.catalog()
-    users = merged.users(cat)
+    keyed = merged.users(cat)
     if issues:
         raise ManifestError(_capped(issues))
+    keyed.sort(key=_first)  # by upn.lower(): unique by now, so no two users compare equal
     return Desired(
-        users=tuple(sorted(users, key=lambda u: u.upn.lower())),  # UPNs are unique by now
+        users=tuple([user for _key, user in keyed]),
         policy=merged.policy(),
         tenant=merged.tenant[0] if merged.tenant else None,
         files=tuple(files),
         catalog_path=merged.catalog_file[0] if merged.catalog_file else None,
         tenant_source=merged.tenant_source,
     )
+
+
+def _effective(
+    fields: dict[str, Any],
+    defaults: dict[str, tuple[Any, int]],
+    catalog: Catalog,
+    funding: str,
+    memo: dict[tuple[Any, ...], list[tuple[str, str, str | None]]],
+) -> tuple[Any, Any, Any, Any, list[tuple[str, str, str | None]]]:
+    """A user's four values once the file's defaults fill what it omits, and its rule problems (memoised)."""
+    taken: frozenset[str] = frozenset()
+    if defaults:
+        taken = frozenset(k for k in defaults if k not in fields)
+        if taken:
+            fields = {**fields, **{k: defaults[k][0] for k in taken}}
+    get = fields.get
+    country, plan = get("usageLocation"), get("callingPlan")
+    phone, credits = get("phoneSystem"), get("communicationsCredits")
+    shape = (country, plan, phone, credits, taken)
+    problems = memo.get(shape)
+    if problems is None:
+        problems = memo[shape] = check_user(fields, taken, catalog, funding)
+    return country, plan, phone, credits, problems
 
 
 def _capped(issues: list[ManifestIssue]) -> list[ManifestIssue]:
@@ -191,15 +255,19 @@ class _Merger:
         values = {_POLICY_ATTRS[k]: v for k, (v, _) in self.policy_values.items()}
         return Policy(**values)
 
-    def users(self, catalog: Catalog) -> list[DesiredUser]:
+    def users(self, catalog: Catalog) -> list[tuple[str, DesiredUser]]:
+        """Every user once, with its key (upn.lower()), in file order; problems go to the issues."""
         self._check_policy(catalog)
         funding = self.policy_values.get("paygFunding", ("communicationsCredits", ""))[0]
         first_seen: dict[str, tuple[str, int]] = {}
-        out: list[DesiredUser] = []
+        out: list[tuple[str, DesiredUser]] = []
         # Users share few distinct shapes (100,000 users, a few dozen shapes): check each shape once.
         memo: dict[tuple[Any, ...], list[tuple[str, str, str | None]]] = {}
         for fm in self.files:
             defaults = self._file_defaults(fm, catalog)
+            if fm.block is not None:
+                self._block_users(fm.path, fm.block, defaults, catalog, funding, memo, first_seen, out)
+                continue
             for entry in fm.users:
                 key = entry.upn.lower()
                 if key in first_seen:
@@ -208,23 +276,49 @@ class _Merger:
                                 "declare each user once (UPNs compare case-insensitively)")
                     continue
                 first_seen[key] = (fm.path, entry.line)
-                fields = entry.fields
-                taken: frozenset[str] = frozenset()
-                if defaults:
-                    taken = frozenset(k for k in defaults if k not in fields)
-                    if taken:
-                        fields = {**fields, **{k: defaults[k][0] for k in taken}}
-                get = fields.get
-                country, plan = get("usageLocation"), get("callingPlan")
-                phone, credits = get("phoneSystem"), get("communicationsCredits")
-                shape = (country, plan, phone, credits, taken)
-                problems = memo.get(shape)
-                if problems is None:
-                    problems = memo[shape] = check_user(fields, taken, catalog, funding)
+                country, plan, phone, credits, problems = _effective(entry.fields, defaults, catalog, funding, memo)
                 for field_key, msg, hint in problems:
                     self._issue(fm.path, entry.line_of(field_key), msg, hint)
-                out.append(DesiredUser(entry.upn, Source(fm.path, entry.line), country, plan, phone, credits))
+                out.append((key, DesiredUser(entry.upn, Source(fm.path, entry.line), country, plan, phone, credits)))
         return out
+
+    def _block_users(
+        self,
+        path: str,
+        block: fastusers.UsersBlock,
+        defaults: dict[str, tuple[Any, int]],
+        catalog: Catalog,
+        funding: str,
+        memo: dict[tuple[Any, ...], list[tuple[str, str, str | None]]],
+        first_seen: dict[str, tuple[str, int]],
+        out: list[tuple[str, DesiredUser]],
+    ) -> None:
+        """`users` for a block read by `fastusers`: the same checks and messages, worked out once per shape."""
+        # id(shape) -> the user's four values and its problems as (lines after the entry's line, message, hint)
+        by_shape: dict[int, tuple[Any, Any, Any, Any, list[tuple[int, str, str | None]]]] = {}
+        for shape in block.distinct:
+            country, plan, phone, credits, problems = _effective(shape.fields, defaults, catalog, funding, memo)
+            by_shape[id(shape)] = (country, plan, phone, credits, [(shape.line_offset(k), m, h) for k, m, h in problems])
+        keys = list(map(str.lower, block.upns))
+        clean = not any(known[4] for known in by_shape.values())
+        if clean and len(set(keys)) == len(keys) and first_seen.keys().isdisjoint(keys):
+            # The common case, nothing to report: build every user with loops in C (100,000 users here).
+            first_seen.update(zip(keys, zip(repeat(path), block.lines, strict=False), strict=True))
+            values = list(map(by_shape.__getitem__, map(id, block.shapes)))
+            columns = [map(itemgetter(i), values) for i in range(4)]
+            out.extend(zip(keys, map(DesiredUser, block.upns, map(Source, repeat(path), block.lines), *columns), strict=True))
+            return
+        for key, upn, line, shape in zip(keys, block.upns, block.lines, block.shapes, strict=True):
+            if key in first_seen:
+                file, first_line = first_seen[key]
+                self._issue(path, line, f"duplicate-user: {upn} is declared twice: here and at {file}:{first_line}",
+                            "declare each user once (UPNs compare case-insensitively)")
+                continue
+            first_seen[key] = (path, line)
+            known = by_shape[id(shape)]
+            for offset, msg, hint in known[4]:
+                self._issue(path, line + offset, msg, hint)
+            out.append((key, DesiredUser(upn, Source(path, line), known[0], known[1], known[2], known[3])))
 
     def _file_defaults(self, fm: FileManifest, catalog: Catalog) -> dict[str, tuple[Any, int]]:
         """The file's defaults (non-null), each value checked once here rather than on every user."""
