@@ -7,6 +7,8 @@ to show what the fallback costs.
 
     /tmp/venv/bin/python benchmarks/bench_validate.py                  # 10k, 50k, 100k users
     /tmp/venv/bin/python benchmarks/bench_validate.py --quick          # 1k, 10k users
+    /tmp/venv/bin/python benchmarks/bench_validate.py --sizes --extra /tmp/provisioner-bench/all-100000.yaml
+                                                                       # only given manifests (files or folders)
 """
 
 from __future__ import annotations
@@ -89,9 +91,14 @@ def main() -> int:
     ap.add_argument("--sizes", type=int, nargs="*", help="user counts (default 10000 50000 100000)")
     ap.add_argument("--runs", type=int, default=5, help="measured runs per case (median reported)")
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-validate"), help="where manifests are written")
+    ap.add_argument("--extra", type=Path, nargs="*", default=[], help="also measure these manifests (files or folders)")
     a = ap.parse_args()
-    sizes = a.sizes or ([1_000, 10_000] if a.quick else [10_000, 50_000, 100_000])
+    sizes = a.sizes if a.sizes is not None else ([1_000, 10_000] if a.quick else [10_000, 50_000, 100_000])
     rows = []
+    for path in a.extra:
+        size_mb = sum(f.stat().st_size for f in ([path] if path.is_file() else path.rglob("*.y*ml"))) / 1e6
+        med, lo, hi, cpu, rss = measure(path, a.runs)
+        rows.append(("given", str(path), size_mb, med, lo, hi, cpu, rss, "n/a"))
     for n in sizes:
         for label, files, flow in (("1 file", 1, False), ("20 files", 20, False), ("1 file, libyaml fallback", 1, True)):
             if flow and n > 20_000 and not a.quick and n != max(sizes):
