@@ -279,3 +279,16 @@ def test_rule_problems_and_duplicates_keep_their_lines(tmp_path: Path) -> None:
     assert kind == "error"
     assert [(line, message.split(" ")[0]) for _f, line, message, _h in issues] == [(7, "usageLocation"), (15, "duplicate-user:")]
     assert _outcome([path], fast=False) == (kind, (text, issues))
+
+
+@pytest.mark.parametrize(
+    "head",
+    ["", "# only a comment\n", "kind: TeamsVoiceLicensing\n", "apiVersion: v0\nkind: Other\nextra: 1\n",
+     "apiVersion: provisioner/v1\nkind: TeamsVoiceLicensing\ndefaults:\n  usageLocation: UK\n  callingPlan: payg\n"],
+)
+def test_head_problems_keep_their_lines_when_the_users_are_read_fast(tmp_path: Path, head: str) -> None:
+    path = tmp_path / "m.yaml"
+    path.write_text(head + "users:\n  - upn: ann@contoso.com\n    usageLocation: US\n  - upn: bob@contoso.com\n")
+    assert _engaged(path)
+    assert _outcome([path], fast=True) == _outcome([path], fast=False)
+    assert _outcome([path], fast=True)[0] == "error"
