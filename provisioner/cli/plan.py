@@ -9,13 +9,9 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from provisioner.cli import use_colour
 from provisioner.errors import ProvisionerError
-
-if TYPE_CHECKING:
-    from provisioner.model.desired import Desired
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 
@@ -32,7 +28,7 @@ def run(
     catalog: Path | None,
     debug: bool,
 ) -> int:
-    from provisioner.pipeline import loading, make_plan, read_tenant_while_loading
+    from provisioner.pipeline import load_inputs, make_plan, read_tenant
     from provisioner.render import render, render_json
 
     if not tenant:
@@ -43,27 +39,23 @@ def run(
                 "or --tenant <tenant id or verified domain> for Microsoft Graph; or set PROVISION_TENANT."
             ),
         )
+    desired, cat = load_inputs(paths, catalog)
+    n_files = len(desired.files)
+    print(
+        f"read {len(desired.users)} user{'s' if len(desired.users) != 1 else ''} from "
+        f"{n_files} manifest{'s' if n_files != 1 else ''}",
+        file=sys.stderr,
+    )
 
-    def announce(desired: Desired) -> None:
-        n_files = len(desired.files)
+    from provisioner.graph import connect  # lazy: only commands that talk to a tenant load the Graph stack
+
+    with connect(tenant, graph_url=graph_url, auth=auth, debug=debug) as conn:
+        observed = read_tenant(conn, desired, cat)
         print(
-            f"read {len(desired.users)} user{'s' if len(desired.users) != 1 else ''} from "
-            f"{n_files} manifest{'s' if n_files != 1 else ''}",
+            f"read tenant {observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
             file=sys.stderr,
         )
-
-    # Big manifests are parsed in a worker process while the tenant is read; small ones first, in line.
-    with loading(paths, catalog, announce) as job:
-        # lazy: only commands that talk to a tenant load the Graph stack
-        from provisioner.graph import connect
-
-        with connect(tenant, graph_url=graph_url, auth=auth, debug=debug) as conn:
-            desired, cat, observed = read_tenant_while_loading(conn, job)
-            print(
-                f"read tenant {observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
-                file=sys.stderr,
-            )
-            result = make_plan(conn, desired, observed, cat)
+        result = make_plan(conn, desired, observed, cat)
     text = render(result, format, color=format == "text" and use_colour(sys.stdout))
     sys.stdout.write(text)
     sys.stdout.flush()

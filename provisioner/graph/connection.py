@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from provisioner.errors import AuthError, GraphError
@@ -22,9 +22,6 @@ from provisioner.graph.outcome import ActionOutcome
 from provisioner.graph.retry import RetryPolicy
 from provisioner.model.observed import Observed, Sku, TenantInfo, User
 from provisioner.model.plan import Action
-
-if TYPE_CHECKING:
-    from provisioner.graph.reader import Everyone
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 EMULATOR_BASE = "http://localhost/v1.0"
@@ -96,12 +93,6 @@ class TenantConnection:
                 list(count_countries),
             )
         )
-
-    def scan_everyone(self, named_estimate: int) -> Everyone | None:
-        """Every user in one scan, before the manifests are known, when a manifest naming about
-        `named_estimate` users would be read by a full scan anyway; else None (and `read` reuses the first
-        round trip). `Everyone.narrowed(upns, managed_sku_ids)` then gives what `read` would have."""
-        return self._run(self.reader.scan_everyone(named_estimate))
 
     def read_users_by_id(self, ids: Iterable[str]) -> dict[str, User]:
         """Users by object id (`id in (...)` look-ups, 300 a round trip); ids that do not exist are absent."""

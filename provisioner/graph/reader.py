@@ -30,8 +30,6 @@ from provisioner.graph.strategy import (
     groups_url,
     holders_filter,
     id_filters,
-    lookup_batches,
-    pages,
     sku_filters,
     upn_filters,
     users_url,
@@ -71,54 +69,6 @@ def no_gc_pauses() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(frozen=True)
-class Everyone:
-    """Every user of the tenant, read in one scan before the manifests were known (see Reader.scan_everyone).
-
-    also_held: per user, the SKUs `assignedLicenses` names that `licenseAssignmentStates` does not (Graph lists
-    every assignment in the latter, so this is normally empty): `narrowed` counts them as held, as the scan does.
-    """
-
-    tenant: TenantInfo
-    skus: tuple[Sku, ...]
-    users: dict[str, User]  # by lower-case UPN, sorted
-    also_held: dict[str, frozenset[str]]
-
-    def narrowed(self, upns: Iterable[str], managed_sku_ids: Iterable[str]) -> Observed:
-        """What `Reader.read` returns when it scans: the named users and every holder of a managed SKU."""
-        named = {u.strip().lower() for u in upns if u and u.strip()}
-        managed = frozenset(s.lower() for s in managed_sku_ids)
-        none: frozenset[str] = frozenset()
-        kept = {
-            key: u
-            for key, u in self.users.items()
-            if key in named
-            or any(a.sku_id in managed for a in u.assignments)
-            or not managed.isdisjoint(self.also_held.get(key, none))
-        }
-        return Observed(tenant=self.tenant, skus=self.skus, users=kept, complete_for_managed=True)
-
-
-def skus_only_assigned(d: dict[str, Any], user: User) -> frozenset[str]:
-    """The SKUs a raw user's `assignedLicenses` names that its assignments (from licenseAssignmentStates) lack."""
-    direct = d.get("assignedLicenses")
-    states = d.get("licenseAssignmentStates")
-    if not direct or states is None:
-        return frozenset()  # without states, the assignments were built from assignedLicenses itself
-    if len(direct) == len(states) and all(
-        isinstance(a, dict) and isinstance(s, dict) and a.get("skuId") == s.get("skuId")
-        for a, s in zip(direct, states, strict=True)
-    ):
-        return frozenset()  # the usual answer: the same SKUs in the same order (each directly assigned once)
-    held = {a.sku_id for a in user.assignments}
-    extra: set[str] = set()
-    for a in direct:
-        sku = a.get("skuId") if isinstance(a, dict) else None
-        if sku and sku not in held and sku.lower() not in held:
-            extra.add(sku.lower())
-    return frozenset(extra)
-
-
 class Reader:
     """Async reads for one connection. `skus` keeps the last SKUs read: the writer words seat errors with them."""
 
@@ -126,7 +76,6 @@ class Reader:
         self.t = transport
         self.last_choice: ReadChoice | None = None
         self.skus: tuple[Sku, ...] | None = None
-        self._surveyed: dict[str, Any] | None = None  # scan_everyone's first wave, when it chose not to scan
 
     # -- small reads -----------------------------------------------------------------------------------
     async def tenant_info(self) -> TenantInfo:
@@ -241,7 +190,13 @@ class Reader:
     ) -> Observed:
         """The snapshot planning needs (see connection.TenantConnection.read for the parameters)."""
         named = sorted({u.strip().lower() for u in upns if u and u.strip()})
-        first, self._surveyed = self._surveyed or await self._survey(), None
+        first = await self.get_many(
+            [
+                Get("org", "/organization"),
+                Get("skus", "/subscribedSkus"),
+                Get("count", "/users?$count=true&$top=1&$select=id", dict(EVENTUAL)),
+            ]
+        )
         tenant = tenant_from_json(first["org"] or {})
         skus = skus_from_json(first["skus"] or {})
         self.skus = skus
@@ -292,51 +247,6 @@ class Reader:
         return Observed(
             tenant=tenant, skus=skus, users=ordered, complete_for_managed=not partial and complete, holder_counts=counts
         )
-
-    async def _survey(self) -> dict[str, Any]:
-        """The first wave of every snapshot read, one `$batch`: organization, SKUs and the directory size."""
-        return await self.get_many(
-            [
-                Get("org", "/organization"),
-                Get("skus", "/subscribedSkus"),
-                Get("count", "/users?$count=true&$top=1&$select=id", dict(EVENTUAL)),
-            ]
-        )
-
-    async def scan_everyone(self, named_estimate: int) -> Everyone | None:
-        """Every user in one full scan, when a manifest naming about `named_estimate` users will scan anyway.
-
-        For reading while the manifests are still being parsed (pipeline.read_tenant_while_loading): the scan
-        keeps everyone, and `Everyone.narrowed` later keeps what `read` would have. It scans only when the
-        named users' look-ups alone would take more round trips than the scan (then every strategy `read` could
-        choose costs at least the scan, so `read` scans too); otherwise it returns None, and `read` reuses
-        this first wave.
-        """
-        first = await self._survey()
-        n_users = (first["count"] or {}).get("@odata.count")
-        if not isinstance(n_users, int) or lookup_batches(named_estimate) <= pages(n_users):
-            self._surveyed = first
-            return None
-        tenant = tenant_from_json(first["org"] or {})
-        self.skus = skus = skus_from_json(first["skus"] or {})
-        self.last_choice = ReadChoice("scan", lookup_batches(named_estimate), pages(n_users))
-        self.t.log(self.last_choice.describe() + " (every user, while the manifests are read)")
-        users: dict[str, User] = {}
-        also_held: dict[str, frozenset[str]] = {}
-
-        def sink(page: list[dict[str, Any]]) -> None:
-            for d in page:
-                key = str(d.get("userPrincipalName") or "").lower()
-                u = users[key] = user_from_json(d)
-                extra = skus_only_assigned(d, u)
-                if extra:
-                    also_held[key] = extra
-
-        with no_gc_pauses():
-            ri = self.t.client.users.with_url(users_url(self.t.base_url)).to_get_request_information()
-            await self.follow(await self.t.get_json(users_url(self.t.base_url), ri=ri), sink, advanced=False)
-            ordered = {k: users[k] for k in sorted(users)}
-        return Everyone(tenant, skus, ordered, also_held)
 
     async def _counted(
         self, users: dict[str, User], named: list[str], plans: list[str], declared: list[str]
