@@ -258,15 +258,15 @@ def _source_of(st: Step) -> str | None:
     return str(declared.source) if declared is not None else None
 
 
-def _listing(items: list[str], limit: int = 10) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _listing(items: list[str], limit: int = 10, total: int | None = None) -> str:
+    """The first `limit` items, and how many more of `total` (default: len(items)) are not named."""
+    more = (len(items) if total is None else total) - limit
+    return ", ".join(items[:limit]) + (f" and {more} more" if more > 0 else "")
 
 
 def _listing_steps(steps: list[Step], view: TenantView, limit: int = 10) -> str:
     """_listing of the steps described, describing only those it names (thousands may be stuck)."""
-    return _listing([_describe(st, view) for st in steps[:limit]], limit) + (
-        f" and {len(steps) - limit} more" if len(steps) > limit else ""
-    )
+    return _listing([_describe(st, view) for st in steps[:limit]], limit, total=len(steps))
 
 
 def _describe(st: Step, view: TenantView) -> str:
