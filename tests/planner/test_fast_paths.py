@@ -200,3 +200,12 @@ def test_pools_when_every_holder_of_a_plan_in_a_country_gives_it_up() -> None:
 def _holds(observed: Observed, u: DesiredUser) -> set[tuple[str, str]]:
     one = dataclasses.replace(observed, users={u.key: observed.users[u.key]})
     return set(_pool_holders(one))
+
+
+def test_listing_names_the_first_ten_and_counts_the_rest_of_the_total() -> None:
+    from provisioner.planner import _listing
+
+    names = [f"u{i}" for i in range(12)]
+    assert _listing(names) == ", ".join(names[:10]) + " and 2 more"
+    assert _listing(names[:10], total=4000) == ", ".join(names[:10]) + " and 3990 more"
+    assert _listing(names[:3]) == "u0, u1, u2"
