@@ -226,7 +226,7 @@ class Reader:
         counts: dict[tuple[str, str], int] | None = None
         with no_gc_pauses():
             if choice.strategy == "counted":
-                counts = await self._counted(users, named, plans, countries)
+                counts, why = await self._counted(users, named, plans, countries)
                 if counts is None:
                     users.clear()
                     choice = choose(
@@ -237,7 +237,7 @@ class Reader:
                         include_all_managed=True,
                     )
                     self.last_choice = choice
-                    self.t.log("some Calling Plan holders are outside the countries counted: " + choice.describe())
+                    self.t.log(f"{why}: " + choice.describe())
             if choice.strategy == "scan":
                 await self._scan(users, set(named), managed if complete else frozenset())
             elif choice.strategy != "counted":
@@ -250,14 +250,15 @@ class Reader:
 
     async def _counted(
         self, users: dict[str, User], named: list[str], plans: list[str], declared: list[str]
-    ) -> dict[tuple[str, str], int] | None:
-        """Read the named users into `users`; return holders per (usage location, Calling Plan SKU).
+    ) -> tuple[dict[tuple[str, str], int] | None, str]:
+        """Read the named users into `users`; return holders per (usage location, Calling Plan SKU), and why not.
 
         One wave: the UPN look-ups, each SKU's holder count, and its count in each `declared` country and
         among users with no usage location; a second (rare: manifests usually declare where their users are)
         counts the countries named users are in that no manifest declares. None when those counts do not add
-        up to a SKU's holders (some hold it in a country not counted), or one is missing: the caller then
-        reads every holder instead. Counts are eventually consistent (advanced queries): a license change made
+        up to a SKU's holders (some hold it in a country not counted), one is missing, or Graph refuses one
+        as a query it does not support (HTTP 400: the `usageLocation eq null` count is documented only for
+        advanced queries, and not verified against a real tenant): the caller then reads every holder instead. Counts are eventually consistent (advanced queries): a license change made
         seconds ago can send it to the full read, or leave a pool line off by that change until the index
         catches up (pools are informational; seats and actions never come from counts).
         """
@@ -275,11 +276,17 @@ class Reader:
         lookups = [Get(f"upn{i}", users_url("", filter_text=f, top=999)) for i, f in enumerate(upn_filters(named))]
         totals = [Get(f"all|{p}", count_url(holders_filter(p)), dict(EVENTUAL)) for p in plans]
         # "" counts the holders with no usage location (their pool line has no country)
-        bodies = await self.get_many(lookups + totals + pair_gets(["", *declared]))
-        await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
-        more = sorted({(u.usage_location or "").upper() for u in users.values()} - set(declared) - {""})
-        if more and plans:
-            bodies.update(await self.get_many(pair_gets(more)))
+        try:
+            bodies = await self.get_many(lookups + totals + pair_gets(["", *declared]))
+            await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
+            more = sorted({(u.usage_location or "").upper() for u in users.values()} - set(declared) - {""})
+            if more and plans:
+                bodies.update(await self.get_many(pair_gets(more)))
+        except GraphError as exc:
+            if exc.status != 400:
+                raise
+            return None, f"Graph refused a query of the counted read ({exc.code or 'HTTP 400'}: {exc.graph_message})"
+        short = None, "some Calling Plan holders are outside the countries counted"
         counts: dict[tuple[str, str], int] = {}
         counted: dict[str, int] = {}
         for key, body in bodies.items():
@@ -287,15 +294,15 @@ class Reader:
                 _, country, sku = key.split("|")
                 n = (body or {}).get("@odata.count")
                 if not isinstance(n, int):
-                    return None  # a count Graph did not give cannot be vouched for
+                    return short  # a count Graph did not give cannot be vouched for
                 if n:
                     counts[(country, sku)] = n
                     counted[sku] = counted.get(sku, 0) + n
         for p in plans:
             total = (bodies[f"all|{p}"] or {}).get("@odata.count")
             if not isinstance(total, int) or counted.get(p, 0) != total:
-                return None
-        return dict(sorted(counts.items()))
+                return short
+        return dict(sorted(counts.items())), ""
 
     async def _scan(self, users: dict[str, User], named: set[str], managed: frozenset[str]) -> None:
         def sink(page: list[dict[str, Any]]) -> None:

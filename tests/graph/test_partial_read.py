@@ -165,6 +165,61 @@ def test_holders_outside_the_counted_countries_fall_back_to_the_full_read(
     assert stats["batches"] == 4 and stats["subRequests"] == 3 + (3 + 6 + 6 + 6) + (3 + 1), stats
 
 
+def test_a_count_graph_refuses_falls_back_to_the_full_read(
+    tenant: LocalTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `usageLocation eq null` is documented for advanced queries only and unverified against a real tenant:
+    # were Graph to refuse it (400 Request_UnsupportedQuery), the plan must still be made, from the full read.
+    from provisioner.emulator import routes
+    from provisioner.emulator.rules import bad
+
+    real, refused = routes.parse_user_filter, []
+
+    def refuse_null(raw: str | None, advanced: bool) -> object:
+        if raw and "usageLocation eq null" in raw:
+            refused.append(raw)
+            raise bad("Unsupported query.", "Request_UnsupportedQuery")
+        return real(raw, advanced)
+
+    monkeypatch.setattr(routes, "parse_user_filter", refuse_null)
+    us = [u.upn for u in tenant.state.users if u.usage_location == "US"][:40]
+    _named_manifest(tmp_path / "m.yaml", us, "ignore", loc="US")
+    desired, catalog = load_desired([tmp_path / "m.yaml"]), load_catalog()
+    with open_app(tenant.app) as conn:
+        obs = read_tenant(conn, desired, catalog)
+        choice = conn.reader.last_choice
+        full = conn.read(
+            [u.upn for u in desired.users],
+            managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
+            include_all_managed=True,
+        )
+    assert refused, "the counted read was not tried"
+    assert choice is not None and choice.strategy in ("filtered", "scan"), choice
+    assert obs.complete_for_managed and obs.holder_counts is None and len(obs.users) > 5000
+    assert plan(desired, obs, catalog) == plan(desired, full, catalog)
+
+
+def test_a_refusal_that_is_not_a_400_is_not_swallowed(
+    tenant: LocalTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from provisioner.emulator import routes
+    from provisioner.emulator.rules import GraphRuleError
+    from provisioner.errors import GraphError
+
+    real = routes.parse_user_filter
+
+    def forbid_null(raw: str | None, advanced: bool) -> object:
+        if raw and "usageLocation eq null" in raw:
+            raise GraphRuleError(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation.")
+        return real(raw, advanced)
+
+    monkeypatch.setattr(routes, "parse_user_filter", forbid_null)
+    _named_manifest(tmp_path / "m.yaml", [u.upn for u in tenant.state.users if u.usage_location == "US"][:40], "ignore")
+    with open_app(tenant.app) as conn, pytest.raises(GraphError) as err:
+        read_tenant(conn, load_desired([tmp_path / "m.yaml"]), load_catalog())
+    assert err.value.status == 403 and "Insufficient privileges" in str(err.value)
+
+
 def test_a_small_tenant_is_read_whole(demo_path: Path, tmp_path: Path) -> None:
     local = LocalTenant(demo_path)
     _named_manifest(tmp_path / "m.yaml", [local.state.users[0].upn], "ignore")
