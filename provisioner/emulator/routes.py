@@ -344,8 +344,9 @@ class Emulator:
                 method, url = r["method"].upper(), r["url"]
                 path, query = _split_url(url)
                 hdrs = {str(k).lower(): str(v) for k, v in (r.get("headers") or {}).items()}
-                if path is None:
-                    reply = error_reply(400, "BadRequest", f"Invalid request URL '{url[:200]}' in batch.", sub_rid)
+                if path is None:  # an absolute URL: Graph resolves it under the version, and finds no such segment
+                    segment = url.split("/", 1)[0][:100]
+                    reply = error_reply(400, "BadRequest", f"Resource not found for the segment '{segment}'.", sub_rid)
                 else:
                     _, reply = self.dispatch(method, path, query, hdrs, r.get("body"), base, sub_rid)
             self.stats.outcome(reply.status)
@@ -377,15 +378,16 @@ def _opt(query: Mapping[str, str], name: str) -> str | None:
 
 
 def _split_url(url: str) -> tuple[str | None, dict[str, str]]:
-    """A batch sub-request URL ("/users/x?$select=id", or absolute) -> (path under /v1.0, query)."""
+    """A batch sub-request URL ("/users/x?$select=id", or "users/x") -> (path under /v1.0, query).
+
+    json-batching.md: the url is "the relative resource URL for the individual request ... while the absolute URL
+    is https://graph.microsoft.com/v1.0/users, this url is /users". Graph answers an absolute one with a 400
+    (msgraph-sdk-python#1015, msgraph-sdk-javascript#1178): None here, for that answer.
+    """
     parts = urlsplit(url)
-    path = parts.path
     if parts.scheme or parts.netloc:
-        if "/v1.0/" not in path + "/":
-            return None, {}
-        path = path.split("/v1.0", 1)[1]
-    elif not path.startswith("/"):
-        path = "/" + path
+        return None, {}
+    path = parts.path if parts.path.startswith("/") else "/" + parts.path
     return unquote(path), dict(parse_qsl(parts.query, keep_blank_values=True))
 
 

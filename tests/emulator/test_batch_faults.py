@@ -183,3 +183,19 @@ def test_control_characters_in_the_path_get_a_graph_error(client: Client) -> Non
         r = client.get(path)
         assert 400 <= r.status_code < 500 and r.json()["error"]["innerError"]["request-id"], path
     assert error_of(client.get("/v1.0/users/a%0Ab"))[:2] == (404, "Request_ResourceNotFound")
+
+
+def test_batch_urls_must_be_relative_as_in_graph(client: Client) -> None:
+    # json-batching.md: "this url is /users", not https://graph.microsoft.com/v1.0/users; Graph answers an absolute
+    # url (msgraph-sdk-python#1015) and a version prefix (msgraph-sdk-javascript#1178) with 400 per sub-request.
+    reqs = [_get(1, "https://graph.microsoft.com/v1.0/organization"), _get(2, "http://testserver/v1.0/organization"),
+            _get(3, "/v1.0/organization"), _get(4, "organization"), _get(5, "/organization")]
+    r = client.post("/v1.0/$batch", json={"requests": reqs})
+    assert r.status_code == 200
+    by_id = {x["id"]: x for x in r.json()["responses"]}
+    for i, segment in (("1", "https:"), ("2", "http:"), ("3", "v1.0")):
+        assert by_id[i]["status"] == 400, by_id[i]
+        assert by_id[i]["body"]["error"] == {**by_id[i]["body"]["error"], "code": "BadRequest",
+                                             "message": f"Resource not found for the segment '{segment}'."}
+    assert by_id["4"]["status"] == by_id["5"]["status"] == 200  # the leading slash is optional
+    assert by_id["4"]["body"] == by_id["5"]["body"]
