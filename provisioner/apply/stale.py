@@ -11,9 +11,11 @@ from typing import Protocol
 
 from provisioner.model.observed import Sku, TenantInfo, User
 from provisioner.model.plan import Plan, UserPrecondition
+from provisioner.planner.tenant import INACTIVE_STATES
 
 # A subscription in these states still lets Graph assign its seats.
 _ASSIGNABLE = frozenset({"enabled", "warning"})
+_INACTIVE = INACTIVE_STATES  # a group assignment in these states gives the user nothing (as in planning)
 
 
 class StaleReader(Protocol):
@@ -40,8 +42,9 @@ def compare(plan: Plan, tenant: TenantInfo, users: Mapping[str, User], skus: Seq
     names = _sku_names(plan, skus)
     changes: list[str] = []
     pre_by_id = {p.user_id: p for p in plan.user_preconditions}
+    plan_names = {p.id: p.name for s in skus for p in s.service_plans if p.name}
     for pre in sorted(pre_by_id.values(), key=lambda p: p.upn.lower()):
-        changes += _user_changes(pre, users.get(pre.user_id), names)
+        changes += _user_changes(pre, users.get(pre.user_id), names, plan_names)
     # A plan without recorded preconditions for a user (older planners) is checked against its own actions.
     for upn, user_id in sorted({(a.upn, a.user_id) for a in plan.actions if a.user_id not in pre_by_id}):
         changes += _action_changes(plan, upn, users.get(user_id), names)
@@ -74,7 +77,9 @@ def _licenses_delta(before: set[str], now: set[str], names: Mapping[str, str]) -
     return ", ".join(parts)
 
 
-def _user_changes(pre: UserPrecondition, user: User | None, names: Mapping[str, str]) -> list[str]:
+def _user_changes(
+    pre: UserPrecondition, user: User | None, names: Mapping[str, str], plan_names: Mapping[str, str]
+) -> list[str]:
     if user is None:
         return [f"user {pre.upn} no longer exists"]
     out = []
@@ -89,7 +94,31 @@ def _user_changes(pre: UserPrecondition, user: User | None, names: Mapping[str, 
         out.append(
             f"user {pre.upn}: directly assigned licenses changed ({_licenses_delta(before, now, names)})"
         )
+    if pre.direct_disabled_plans is not None:  # recorded by this version's planner (None in older plans)
+        was = {s.lower(): set(p) for s, p in pre.direct_disabled_plans}
+        is_ = {s.lower(): set(p) for s, p in user.direct_disabled_plans.items()}
+        for sku in sorted(before & now, key=lambda s: names.get(s, s)):
+            if was.get(sku, set()) != is_.get(sku, set()):
+                before_off, now_off = was.get(sku, set()), is_.get(sku, set())
+                words = [f"now disabled: {_plan_list(now_off - before_off, plan_names)}"] if now_off - before_off else []
+                words += [f"now enabled: {_plan_list(before_off - now_off, plan_names)}"] if before_off - now_off else []
+                out.append(
+                    f"user {pre.upn}: service plans of directly assigned {names.get(sku, sku)} changed "
+                    f"({'; '.join(words)})"
+                )
+    if pre.inherited_sku_ids is not None:
+        was_inherited = {s.lower() for s in pre.inherited_sku_ids}
+        inherited = {a.sku_id for a in user.assignments if a.by_group is not None and a.state not in _INACTIVE}
+        if was_inherited != inherited:
+            out.append(
+                f"user {pre.upn}: licenses inherited from groups changed "
+                f"({_licenses_delta(was_inherited, inherited, names)})"
+            )
     return out
+
+
+def _plan_list(ids: set[str], plan_names: Mapping[str, str]) -> str:
+    return ", ".join(sorted(plan_names.get(i, i) for i in ids))
 
 
 def _action_changes(plan: Plan, upn: str, user: User | None, names: Mapping[str, str]) -> list[str]:

@@ -75,6 +75,11 @@ class User:
     def all_sku_ids(self) -> frozenset[str]:
         return frozenset(a.sku_id for a in self.assignments)
 
+    @property
+    def direct_disabled_plans(self) -> dict[str, tuple[str, ...]]:
+        """Directly assigned SKU -> the service plans its direct assignment disables (sorted); only SKUs with some."""
+        return {a.sku_id: tuple(sorted(a.disabled_plans)) for a in self.assignments if a.by_group is None and a.disabled_plans}
+
     def inherited_from(self, sku_id: str) -> tuple[str, ...]:
         """Group ids this user inherits `sku_id` from, sorted (empty when not inherited)."""
         return tuple(sorted({a.by_group for a in self.assignments if a.sku_id == sku_id and a.by_group}))

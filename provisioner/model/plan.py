@@ -215,24 +215,45 @@ class UserChange:
 
 @dataclass(frozen=True)
 class UserPrecondition:
-    """What a touched user looked like when the plan was made; apply refuses the plan if it changed."""
+    """What a touched user looked like when the plan was made; apply refuses the plan if it changed.
+
+    `direct_disabled_plans` (directly assigned SKU -> the service plans it disables, only SKUs with some) and
+    `inherited_sku_ids` (SKUs held through an active group assignment) are None in plans saved before they were
+    recorded: those plans are checked without them.
+    """
 
     user_id: str
     upn: str
     usage_location: str | None
     direct_sku_ids: tuple[str, ...]  # sorted
+    direct_disabled_plans: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # sorted by SKU id
+    inherited_sku_ids: tuple[str, ...] | None = None  # sorted
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "id": self.user_id,
             "upn": self.upn,
             "usageLocation": self.usage_location,
             "directSkuIds": list(self.direct_sku_ids),
         }
+        if self.direct_disabled_plans is not None:
+            d["directDisabledPlans"] = {sku: list(plans) for sku, plans in self.direct_disabled_plans}
+        if self.inherited_sku_ids is not None:
+            d["inheritedSkuIds"] = list(self.inherited_sku_ids)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> UserPrecondition:
-        return cls(d["id"], d["upn"], d.get("usageLocation"), tuple(d.get("directSkuIds", [])))
+        disabled = d.get("directDisabledPlans")
+        inherited = d.get("inheritedSkuIds")
+        return cls(
+            d["id"],
+            d["upn"],
+            d.get("usageLocation"),
+            tuple(d.get("directSkuIds", [])),
+            None if disabled is None else tuple(sorted((str(k), tuple(v)) for k, v in dict.items(disabled))),
+            None if inherited is None else tuple(inherited),
+        )
 
 
 @dataclass(frozen=True)

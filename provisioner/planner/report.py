@@ -251,9 +251,16 @@ def user_changes(
 
 
 def user_preconditions(view: TenantView, targets: list[Target]) -> tuple[UserPrecondition, ...]:
+    """What apply re-checks of each user the plan changes: where they are and every license the plan relied on
+    (direct ones with their disabled plans: a suite may give Phone System; and those inherited from groups)."""
     return tuple(
         UserPrecondition(
-            t.user.id, t.user.upn, t.user.usage_location, tuple(sorted(view.hold(t.user).direct))
+            t.user.id,
+            t.user.upn,
+            t.user.usage_location,
+            tuple(sorted(view.hold(t.user).direct)),
+            tuple(sorted(t.user.direct_disabled_plans.items())),
+            tuple(sorted(view.hold(t.user).active)),
         )
         for t in sorted(targets, key=lambda t: t.key)
         if t.changes and t.blocked is None

@@ -89,6 +89,17 @@ STALE_CASES: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
         lambda d: user_named(d, "harry.gb@contoso.com").update(assignedLicenses=[]),
         "user harry.gb@contoso.com: directly assigned licenses changed (−ENTERPRISEPACK)",
     ),
+    # emma gets MCOPSTN1 on the strength of her E5's Phone System: switching that plan off changes the plan
+    "disabled-plans": (
+        lambda d: user_named(d, "emma.ca@contoso.com")["assignedLicenses"][0].update(
+            disabledPlans=["4828c8ec-dc2e-4779-b502-87ac9ce28ab7"]
+        ),
+        "user emma.ca@contoso.com: service plans of directly assigned SPE_E5 changed (now disabled: MCOEV)",
+    ),
+    "group-licenses": (
+        lambda d: d["groups"][0]["members"].append(user_named(d, "emma.ca@contoso.com")["id"]),
+        "user emma.ca@contoso.com: licenses inherited from groups changed (+MCOEV, +MCOPSTN1)",
+    ),
     "seats": (
         lambda d: next(s for s in d["subscribedSkus"] if s["skuId"] == MCOPSTN1)["prepaidUnits"].update(
             enabled=next(s for s in d["subscribedSkus"] if s["skuId"] == MCOPSTN1)["prepaidUnits"]["enabled"]

@@ -24,7 +24,7 @@ from apply_fakes import (
 
 from provisioner.apply import AuditLog, LineProgress, check_stale, execute, guard, make_progress
 from provisioner.errors import PlanError, ProvisionerError, StalePlanError
-from provisioner.model.observed import TenantInfo
+from provisioner.model.observed import Assignment, ServicePlan, TenantInfo
 from provisioner.model.plan import Diagnostic, Plan
 
 # ---------------------------------------------------------------- guard
@@ -158,6 +158,64 @@ def test_plan_without_recorded_preconditions_is_checked_against_its_actions():
         "user alice@contoso.com: usage location changed (none) → DE since the plan was made",
         "user alice@contoso.com: directly assigned licenses changed (+MCOEV)",
     ]
+
+
+def _recorded(plan: Plan, disabled=(), inherited=()) -> Plan:
+    """The plan as this version's planner saves it: with each user's disabled plans and inherited licenses."""
+    pre = tuple(replace(p, direct_disabled_plans=tuple(disabled), inherited_sku_ids=tuple(inherited))
+                for p in plan.user_preconditions)
+    return replace(plan, user_preconditions=pre)
+
+
+MCOEV_PLAN = "4828c8ec-dc2e-4779-b502-87ac9ce28ab7"
+
+
+def test_a_service_plan_disabled_in_a_direct_license_since_the_plan_is_named():
+    # The plan relied on E3 as it was (say, a suite giving Phone System): disabling a plan in it changes that.
+    plan = _recorded(onboarding_plan(["alice", "bob"]))
+    conn = fresh_conn()
+    conn.skus = (*conn.skus[:3], replace(sku(E3, 10, 5), service_plans=(ServicePlan(MCOEV_PLAN, "MCOEV"),)))
+    assert check_stale(plan, conn) == []
+    conn.users[uid("alice")] = replace(user("alice", None), assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
+    assert check_stale(plan, conn) == [
+        "user alice@contoso.com: service plans of directly assigned ENTERPRISEPACK changed (now disabled: MCOEV)"
+    ]
+    # and the other way: a plan recorded with it disabled, now enabled again
+    plan = _recorded(onboarding_plan(["bob"]), disabled=[(E3.sku_id, (MCOEV_PLAN,))])
+    assert check_stale(plan, conn) == [
+        "user bob@contoso.com: service plans of directly assigned ENTERPRISEPACK changed (now enabled: MCOEV)"
+    ]
+
+
+def test_a_license_inherited_from_a_group_gained_or_lost_since_the_plan_is_named():
+    plan = _recorded(onboarding_plan(["alice"]), inherited=[EV.sku_id])
+    conn = fresh_conn(("alice",))
+    group = "9f0e0c3a-0000-4000-8000-000000000001"
+    with_group = (Assignment(E3.sku_id), Assignment(EV.sku_id, group, (), "Active"))
+    conn.users[uid("alice")] = replace(user("alice", None), assignments=with_group)
+    assert check_stale(plan, conn) == []
+    conn.users[uid("alice")] = user("alice", None)  # left the group
+    assert check_stale(plan, conn) == ["user alice@contoso.com: licenses inherited from groups changed (−MCOEV)"]
+    # a group assignment in Error gives nothing, as in planning
+    in_error = (Assignment(E3.sku_id), Assignment(EV.sku_id, group, (), "Error", "CountViolation"))
+    conn.users[uid("alice")] = replace(user("alice", None), assignments=in_error)
+    assert check_stale(plan, conn) == ["user alice@contoso.com: licenses inherited from groups changed (−MCOEV)"]
+
+
+def test_plans_saved_before_disabled_plans_were_recorded_are_not_called_stale_for_them():
+    conn = fresh_conn(("alice",))
+    conn.users[uid("alice")] = replace(user("alice", None), assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
+    old = onboarding_plan(["alice"])
+    assert old.user_preconditions[0].direct_disabled_plans is None
+    assert check_stale(old, conn) == []
+    # the new keys survive the plan file, and an old file without them reads as None
+    d = _recorded(old, disabled=[(E3.sku_id, (MCOEV_PLAN,))], inherited=[EV.sku_id]).to_dict()
+    pre = d["preconditions"]["users"][0]
+    assert pre["directDisabledPlans"] == {E3.sku_id: [MCOEV_PLAN]} and pre["inheritedSkuIds"] == [EV.sku_id]
+    again = Plan.from_dict(json.loads(json.dumps(d))).user_preconditions[0]
+    assert again.direct_disabled_plans == ((E3.sku_id, (MCOEV_PLAN,)),) and again.inherited_sku_ids == (EV.sku_id,)
+    del pre["directDisabledPlans"], pre["inheritedSkuIds"]
+    assert Plan.from_dict(d).user_preconditions[0].direct_disabled_plans is None
 
 
 # ---------------------------------------------------------------- execute
