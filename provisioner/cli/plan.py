@@ -31,12 +31,13 @@ def run(
     from provisioner.pipeline import load_inputs, make_plan, read_tenant
     from provisioner.render import render, render_json
 
-    if not tenant:
+    if not tenant and not graph_url:  # a loopback --graph-url (a served emulator) needs no tenant, as in apply
         raise ProvisionerError(
             "no tenant given: `provision plan` reads the tenant to compare it with the manifests.",
             hint=(
                 "Pass --tenant emulator:PATH for a local emulated tenant (created from the demo if PATH is missing), "
-                "or --tenant <tenant id or verified domain> for Microsoft Graph; or set PROVISION_TENANT."
+                "or --tenant <tenant id or verified domain> for Microsoft Graph; or set PROVISION_TENANT. "
+                "A served emulator needs only --graph-url http://127.0.0.1:PORT/v1.0."
             ),
         )
     desired, cat = load_inputs(paths, catalog)

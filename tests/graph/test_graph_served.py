@@ -89,3 +89,27 @@ def test_planning_and_models_do_not_import_the_graph_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_plan_apply_and_export_need_no_tenant_with_a_loopback_graph_url(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # CONTRACT §1: a loopback --graph-url is how a served emulator is used; no --tenant, no credential.
+    from provisioner.cli import main
+
+    demo = Path(__file__).resolve().parents[1] / "scenarios" / "demo"
+    path = tmp_path / "t.json"
+    path.write_bytes((demo / "tenant.json").read_bytes())
+    manifests = str(demo / "manifests")
+    with served_emulator(path) as url:
+        assert main(["plan", manifests, "--graph-url", url, "--detailed-exitcode"]) == 2
+        assert "sam.new@contoso.com" in capsys.readouterr().out  # the demo's new hire is in the plan
+        assert main(["apply", manifests, "--graph-url", url, "--auto-approve"]) == 0
+        capsys.readouterr()
+        assert main(["plan", manifests, "--graph-url", url, "--detailed-exitcode"]) == 0
+        assert main(["export", "--graph-url", url, "--out", str(tmp_path / "exported.yaml")]) == 0
+    assert "users:" in (tmp_path / "exported.yaml").read_text()
+    # with neither, the message says what to pass, and mentions the served emulator's way
+    assert main(["plan", manifests]) == 1
+    err = capsys.readouterr().err
+    assert "no tenant given" in err and "--graph-url http://127.0.0.1:PORT/v1.0" in err
