@@ -190,6 +190,13 @@ class Emulator:
         raw_filter = _opt(query, "filter")
         # A nextLink carries a skiptoken minted for a query already accepted: its pages need no header again.
         flt = parse_user_filter(raw_filter, advanced=(count and eventual) or token is not None)
+        if token is not None and flt is not None and flt.any_clauses and not count:
+            # A filter by SKU answers its first page as a default query (query-parameters.md shows it without
+            # the header), but its nextLink fails unless the query was advanced: graph-docs#14231, and #7855's
+            # "Directory_ExpiredPageToken" on following it. Graph's fix was the docs: ConsistencyLevel + $count.
+            raise GraphRuleError(400, "Directory_ExpiredPageToken",
+                                 "The specified page token value has expired and can no longer be included in your "
+                                 "request.")
         props = tuple(select) if select is not None else USER_DEFAULT
         bind = "|".join([raw_filter or "", ",".join(props), str(top), str(count)])
         offset = read_skiptoken(token, bind) if token is not None else 0

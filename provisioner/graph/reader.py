@@ -241,7 +241,19 @@ class Reader:
             if choice.strategy == "scan":
                 await self._scan(users, set(named), managed if complete else frozenset())
             elif choice.strategy != "counted":
-                await self._filtered(users, named, filters)
+                try:
+                    await self._filtered(users, named, filters)
+                except GraphError as exc:
+                    # Filters by SKU joined by `or` are served here, but unverified against a real tenant: were
+                    # Graph to refuse one (400), every user is read instead (what a scan costs, and complete).
+                    if exc.status != 400 or not filters:
+                        raise
+                    users.clear()
+                    choice = ReadChoice("scan", choice.filtered_cost, choice.scan_cost)
+                    self.last_choice = choice
+                    self.t.log(f"Graph refused a filtered read ({exc.code or 'HTTP 400'}: {exc.graph_message}): "
+                               "reading every user instead")
+                    await self._scan(users, set(named), managed if complete else frozenset())
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
         partial = choice.strategy == "counted"
         return Observed(

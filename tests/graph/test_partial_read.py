@@ -199,6 +199,34 @@ def test_a_count_graph_refuses_falls_back_to_the_full_read(
     assert plan(desired, obs, catalog) == plan(desired, full, catalog)
 
 
+def test_a_filter_by_sku_graph_refuses_falls_back_to_reading_every_user(
+    tenant: LocalTenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SKU filters joined by `or` are unverified against a real tenant: refused, the read scans every user.
+    from provisioner.emulator import routes
+    from provisioner.emulator.rules import bad
+
+    real, refused = routes.parse_user_filter, []
+
+    def refuse_skus(raw: str | None, advanced: bool) -> object:
+        if raw and "assignedLicenses/any" in raw and "usageLocation" not in raw:
+            refused.append(raw)
+            raise bad("Complex query on property assignedLicenses is not supported.", "Request_UnsupportedQuery")
+        return real(raw, advanced)
+
+    named = [u.upn for u in tenant.state.users[:40]]
+    catalog = load_catalog()
+    desired_skus = lambda skus: managed_sku_ids(skus, catalog)  # noqa: E731
+    with open_app(tenant.app) as conn:
+        want = conn.read(named, desired_skus, strategy="scan")
+        monkeypatch.setattr(routes, "parse_user_filter", refuse_skus)
+        got = conn.read(named, desired_skus, strategy="filtered")
+        choice = conn.reader.last_choice
+    assert refused, "the filtered read was not tried"
+    assert choice is not None and choice.strategy == "scan"
+    assert got == want and len(got.users) > 5000
+
+
 def test_a_refusal_that_is_not_a_400_is_not_swallowed(
     tenant: LocalTenant, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
