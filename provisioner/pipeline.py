@@ -18,15 +18,23 @@ from provisioner.model.plan import Plan
 
 
 def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None = None) -> tuple[Desired, Any]:
-    """Load the manifests and the catalog. An explicit --catalog wins; else a manifest may name one (`catalog:`)."""
+    """Load the manifests and the catalog. An explicit --catalog wins; else a manifest may name one (`catalog:`).
+
+    Loaded for a plan: the problems the contract gives a diagnostic code become the plan's diagnostics (see
+    load_desired); each is also printed on stderr here, where every manifest error goes.
+    """
     from provisioner.catalog import load_catalog
     from provisioner.manifest import load_desired
 
     if catalog_override is not None:
         catalog = load_catalog(catalog_override)
-        return load_desired([str(p) for p in paths], catalog=catalog), catalog
-    desired = load_desired([str(p) for p in paths])
-    return desired, load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+        desired = load_desired([str(p) for p in paths], catalog=catalog, for_plan=True)
+    else:
+        desired = load_desired([str(p) for p in paths], for_plan=True)
+        catalog = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+    for d in desired.deferred:
+        print(f"error: {d.source}: {d.code}: {d.message}", file=sys.stderr)
+    return desired, catalog
 
 
 def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:

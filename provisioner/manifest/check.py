@@ -131,7 +131,7 @@ def check_file(path: str, raw: Any, marks: Marks) -> FileManifest:
     fm = FileManifest(path=path)
     add = fm.problems.append
     if raw is None:
-        add((0, "the file is empty", f"a manifest starts with 'apiVersion: {API_VERSION}' and 'kind: {KIND}'"))
+        add((1, "the file is empty", f"a manifest starts with 'apiVersion: {API_VERSION}' and 'kind: {KIND}'"))
         return fm
     if not isinstance(raw, dict):
         add((marks.container_line(raw) or 1, f"a manifest is a mapping (apiVersion:, kind:, users:), not {_describe(raw)}", None))

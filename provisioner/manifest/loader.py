@@ -27,7 +27,7 @@ from provisioner.manifest import fastusers, safeyaml
 from provisioner.manifest.check import DEFAULT_FIELDS, FileManifest, check_file
 from provisioner.manifest.rules import check_user, country_problem, plan_problem
 from provisioner.manifest.suggest import did_you_mean
-from provisioner.model.desired import Desired, DesiredUser, Policy, Source
+from provisioner.model.desired import Desired, DesiredUser, ManifestDiagnostic, Policy, Source
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 # Past this many problems in one file the rest are counted, not listed: one systematic mistake in a
@@ -67,14 +67,21 @@ def find_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list
     return sorted(files.values()), issues
 
 
-def load_desired(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None = None) -> Desired:
+def load_desired(
+    paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None = None, *, for_plan: bool = False
+) -> Desired:
     """Read, check and merge the manifests at `paths` into one Desired; raise ManifestError listing every problem.
 
     `catalog` (e.g. from `--catalog`) takes precedence; without it a manifest `catalog:` key names an
     override file (relative to that manifest) used for the checks, and `Desired.catalog_path` carries it on.
+
+    `for_plan` (what `plan` and `apply` use): the problems the contract gives a diagnostic code are left to the
+    plan's diagnostics instead of failing the load: a user declared twice (`Desired.deferred`, the first entry
+    kept), a Calling Plan not sold in the declared country and a Pay-As-You-Go plan declared unfunded (the
+    planner finds both). `validate` reports them all as manifest errors.
     """
     with _gc_paused():
-        return _load(paths, catalog)
+        return _load(paths, catalog, for_plan=for_plan)
 
 
 @contextmanager
@@ -131,7 +138,9 @@ def _first(pair: tuple[str, DesiredUser]) -> str:
     return pair[0]
 
 
-def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None, fast_users: bool = True) -> Desired:
+def _load(
+    paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None, fast_users: bool = True, for_plan: bool = False
+) -> Desired:
     if not paths:
         raise ManifestError([ManifestIssue("(no path)", 0, "no manifest given", "name manifest files or folders")])
     files, issues = find_files(paths)
@@ -144,7 +153,7 @@ def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None, fast
             continue
         issues.extend(ManifestIssue(path, line, msg, hint) for line, msg, hint in fm.problems)
         parsed.append(fm)
-    merged = _Merger(parsed, issues)
+    merged = _Merger(parsed, issues, for_plan)
     merged.merge_settings()
     cat = catalog if catalog is not None else merged.catalog()
     keyed = merged.users(cat)
@@ -158,6 +167,7 @@ def _load(paths: Sequence[str | os.PathLike[str]], catalog: Catalog | None, fast
         files=tuple(files),
         catalog_path=merged.catalog_file[0] if merged.catalog_file else None,
         tenant_source=merged.tenant_source,
+        deferred=tuple(merged.deferred),
     )
 
 
@@ -167,6 +177,7 @@ def _effective(
     catalog: Catalog,
     funding: str,
     memo: dict[tuple[Any, ...], list[tuple[str, str, str | None]]],
+    plan_checks: bool = True,
 ) -> tuple[Any, Any, Any, Any, list[tuple[str, str, str | None]]]:
     """A user's four values once the file's defaults fill what it omits, and its rule problems (memoised)."""
     taken: frozenset[str] = frozenset()
@@ -180,7 +191,7 @@ def _effective(
     shape = (country, plan, phone, credits, taken)
     problems = memo.get(shape)
     if problems is None:
-        problems = memo[shape] = check_user(fields, taken, catalog, funding)
+        problems = memo[shape] = check_user(fields, taken, catalog, funding, plan_checks)
     return country, plan, phone, credits, problems
 
 
@@ -202,9 +213,11 @@ def _capped(issues: list[ManifestIssue]) -> list[ManifestIssue]:
 class _Merger:
     """Cross-file rules: tenant, policy and catalog agree; defaults per file; a user declared once."""
 
-    def __init__(self, files: list[FileManifest], issues: list[ManifestIssue]) -> None:
+    def __init__(self, files: list[FileManifest], issues: list[ManifestIssue], for_plan: bool = False) -> None:
         self.files = files
         self.issues = issues
+        self.for_plan = for_plan
+        self.deferred: list[ManifestDiagnostic] = []  # for_plan: users declared twice, for the plan's diagnostics
         self.tenant: tuple[str, str] | None = None  # value, "FILE:LINE"
         self.tenant_source: Source | None = None  # the same place, for Desired.tenant_source
         self.catalog_file: tuple[str, str, int] | None = None  # resolved path, file, line
@@ -240,6 +253,20 @@ class _Merger:
     def _issue(self, file: str, line: int, message: str, hint: str | None) -> None:
         self.issues.append(ManifestIssue(file, line, message, hint))
 
+    def _duplicate(self, file: str, line: int, upn: str, first: tuple[str, int]) -> None:
+        where = f"{first[0]}:{first[1]}"
+        if self.for_plan:
+            self.deferred.append(ManifestDiagnostic(
+                "duplicate-user",
+                f"{upn} is declared twice: here and at {where}. Declare each user once (UPNs compare "
+                "case-insensitively); the plan uses the first entry.",
+                upn,
+                f"{file}:{line}",
+            ))
+            return
+        self._issue(file, line, f"duplicate-user: {upn} is declared twice: here and at {where}",
+                    "declare each user once (UPNs compare case-insensitively)")
+
     def catalog(self) -> Catalog:
         if self.catalog_file is None:
             return load_catalog()
@@ -271,12 +298,12 @@ class _Merger:
             for entry in fm.users:
                 key = entry.upn.lower()
                 if key in first_seen:
-                    file, line = first_seen[key]
-                    self._issue(fm.path, entry.line, f"duplicate-user: {entry.upn} is declared twice: here and at {file}:{line}",
-                                "declare each user once (UPNs compare case-insensitively)")
+                    self._duplicate(fm.path, entry.line, entry.upn, first_seen[key])
                     continue
                 first_seen[key] = (fm.path, entry.line)
-                country, plan, phone, credits, problems = _effective(entry.fields, defaults, catalog, funding, memo)
+                country, plan, phone, credits, problems = _effective(
+                    entry.fields, defaults, catalog, funding, memo, not self.for_plan
+                )
                 for field_key, msg, hint in problems:
                     self._issue(fm.path, entry.line_of(field_key), msg, hint)
                 out.append((key, DesiredUser(entry.upn, Source(fm.path, entry.line), country, plan, phone, credits)))
@@ -297,7 +324,9 @@ class _Merger:
         # id(shape) -> the user's four values and its problems as (lines after the entry's line, message, hint)
         by_shape: dict[int, tuple[Any, Any, Any, Any, list[tuple[int, str, str | None]]]] = {}
         for shape in block.distinct:
-            country, plan, phone, credits, problems = _effective(shape.fields, defaults, catalog, funding, memo)
+            country, plan, phone, credits, problems = _effective(
+                shape.fields, defaults, catalog, funding, memo, not self.for_plan
+            )
             by_shape[id(shape)] = (country, plan, phone, credits, [(shape.line_offset(k), m, h) for k, m, h in problems])
         keys = list(map(str.lower, block.upns))
         clean = not any(known[4] for known in by_shape.values())
@@ -310,9 +339,7 @@ class _Merger:
             return
         for key, upn, line, shape in zip(keys, block.upns, block.lines, block.shapes, strict=True):
             if key in first_seen:
-                file, first_line = first_seen[key]
-                self._issue(path, line, f"duplicate-user: {upn} is declared twice: here and at {file}:{first_line}",
-                            "declare each user once (UPNs compare case-insensitively)")
+                self._duplicate(path, line, upn, first_seen[key])
                 continue
             first_seen[key] = (path, line)
             known = by_shape[id(shape)]

@@ -90,10 +90,14 @@ def check_user(
     from_defaults: frozenset[str],
     catalog: Catalog,
     payg_funding: str,
+    plan_checks: bool = True,
 ) -> list[tuple[str, str, str | None]]:
     """Every rule on one user's effective fields: (field to blame, message, hint) per problem.
 
     The result depends only on the arguments (not on lines), so callers may memoise it per distinct user shape.
+    `plan_checks=False` leaves out the two rules the planner reports as diagnostics with a code (`plan` and
+    `apply` load manifests so): a plan not sold in the declared country (plan-not-available-in-country) and a
+    Pay-As-You-Go plan declared unfunded (payg-unfunded).
     """
     out: list[tuple[str, str, str | None]] = []
 
@@ -130,6 +134,8 @@ def check_user(
             "set communicationsCredits: false (or remove it), or phoneSystem: true",
         ))
     plan_valid = plan is not None and plan_ok and plan_problem("callingPlan", plan, catalog) is None
+    if not plan_checks:
+        return out
     if plan is not None and plan_valid and country is not None and country_ok and catalog.is_valid_country(country):
         bad = availability_problem(plan, country, catalog)
         if bad:

@@ -32,6 +32,19 @@ class Source:
 
 
 @dataclass(frozen=True)
+class ManifestDiagnostic:
+    """A manifest problem `plan` reports as an error diagnostic of the plan (with its code), not as a load error.
+
+    Only `duplicate-user` is found by the loader this way; `validate` reports it as a manifest error.
+    """
+
+    code: str
+    message: str
+    upn: str
+    source: str  # "FILE:LINE"
+
+
+@dataclass(frozen=True)
 class Policy:
     unlisted: Unlisted = "ignore"
     max_removals: int = 10
@@ -82,6 +95,8 @@ class Desired:
     catalog_path: str | None = None
     # Where the `tenant:` key was read (the first file that sets it): tenant-mismatch points there.
     tenant_source: Source | None = None
+    # Manifest problems for the plan's diagnostics (load_desired(..., for_plan=True)); the first entry is kept.
+    deferred: tuple[ManifestDiagnostic, ...] = ()
 
     def by_key(self) -> dict[str, DesiredUser]:
         return {u.key: u for u in self.users}

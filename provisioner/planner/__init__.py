@@ -57,7 +57,8 @@ def plan(
         view.groups.update({k.lower(): v for k, v in group_names.items()})
     view.index(observed.users)
     fp = report.fingerprint(observed, view.by_key)
-    diags: list[Diagnostic] = []
+    # Manifest problems the loader left to the plan (a user declared twice: the first entry is planned).
+    diags: list[Diagnostic] = [Diagnostic("error", d.code, d.message, d.upn, d.source) for d in desired.deferred]
     tenant = observed.tenant
     if desired.tenant and not _tenant_matches(desired.tenant, observed):
         diags.append(

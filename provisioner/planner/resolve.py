@@ -228,7 +228,10 @@ class Resolver:
             for sku_id in sorted(inh & view.credits, key=view.part):
                 self._warn_inherited(user, sku_id, "communicationsCredits: false", src)
             if payg and self.policy.payg_funding == "communicationsCredits":
-                self._diag("warning", "payg-unfunded", msg.payg_unfunded_declined(), user.upn, src)
+                # Declaring the Pay-As-You-Go plan and declining its funding is a contradiction (an error, as in
+                # `validate`); keeping a PAYG plan the manifest does not manage is only a warning.
+                severity = "error" if du.calling_plan is not None and du.calling_plan != "none" else "warning"
+                self._diag(severity, "payg-unfunded", msg.payg_unfunded_declined(), user.upn, src)
 
         self._finish(t, src)
         return t

@@ -24,9 +24,10 @@ _SETTINGS = settings(max_examples=400, deadline=None, derandomize=True, database
 HEAD = "apiVersion: provisioner/v1\nkind: TeamsVoiceLicensing\n"
 
 
-def _outcome(paths: list[Path], fast: bool) -> tuple[str, Any]:
+def _outcome(paths: list[Path], fast: bool, for_plan: bool = False) -> tuple[str, Any]:
+    """What loading gives, as `validate` loads, or as `plan` does (for_plan: problems with a code deferred)."""
     try:
-        desired = loader._load([str(p) for p in paths], None, fast_users=fast)
+        desired = loader._load([str(p) for p in paths], None, fast_users=fast, for_plan=for_plan)
     except ManifestError as exc:
         return "error", (str(exc), [(i.file, i.line, i.message, i.hint) for i in exc.issues])
     return "ok", repr(desired)
@@ -171,6 +172,7 @@ def test_fast_and_general_paths_agree_on_any_manifest(texts: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         paths = _write_all(Path(tmp), texts)
         assert _outcome(paths, fast=True) == _outcome(paths, fast=False), texts
+        assert _outcome(paths, fast=True, for_plan=True) == _outcome(paths, fast=False, for_plan=True), texts
 
 
 @_SETTINGS
@@ -182,6 +184,7 @@ def test_the_fast_path_reads_the_usual_shapes_and_agrees(texts: list[str]) -> No
         paths = _write_all(Path(tmp), texts)
         assert all(_engaged(p) for p in paths), texts
         assert _outcome(paths, fast=True) == _outcome(paths, fast=False), texts
+        assert _outcome(paths, fast=True, for_plan=True) == _outcome(paths, fast=False, for_plan=True), texts
 
 
 @_SETTINGS
@@ -279,6 +282,10 @@ def test_rule_problems_and_duplicates_keep_their_lines(tmp_path: Path) -> None:
     assert kind == "error"
     assert [(line, message.split(" ")[0]) for _f, line, message, _h in issues] == [(7, "usageLocation"), (15, "duplicate-user:")]
     assert _outcome([path], fast=False) == (kind, (text, issues))
+    # as `plan` loads it: the duplicate is deferred to the plan's diagnostics, the usage location still fails
+    kind, (text, issues) = _outcome([path], fast=True, for_plan=True)
+    assert kind == "error" and [(line, m.split(" ")[0]) for _f, line, m, _h in issues] == [(7, "usageLocation")]
+    assert _outcome([path], fast=False, for_plan=True) == (kind, (text, issues))
 
 
 @pytest.mark.parametrize(
@@ -291,4 +298,5 @@ def test_head_problems_keep_their_lines_when_the_users_are_read_fast(tmp_path: P
     path.write_text(head + "users:\n  - upn: ann@contoso.com\n    usageLocation: US\n  - upn: bob@contoso.com\n")
     assert _engaged(path)
     assert _outcome([path], fast=True) == _outcome([path], fast=False)
+    assert _outcome([path], fast=True, for_plan=True) == _outcome([path], fast=False, for_plan=True)
     assert _outcome([path], fast=True)[0] == "error"

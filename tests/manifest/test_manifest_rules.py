@@ -291,7 +291,7 @@ def test_empty_file(tmp_path: Path) -> None:
     f = tmp_path / "m.yaml"
     f.write_text("# nothing here\n")
     assert only_problem(f) == (
-        f"{f}: the file is empty — a manifest starts with 'apiVersion: provisioner/v1' and 'kind: TeamsVoiceLicensing'"
+        f"{f}:1: the file is empty — a manifest starts with 'apiVersion: provisioner/v1' and 'kind: TeamsVoiceLicensing'"
     )
 
 

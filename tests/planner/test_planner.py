@@ -271,9 +271,17 @@ def test_payg_with_post_usage_billing_needs_no_credits() -> None:
 
 
 def test_payg_declining_credits_is_unfunded() -> None:
+    # Declaring the PAYG plan and declining its credits contradicts itself: an error, as `validate` says.
     p = run(
         tenant_state(SEATS, [("us", "US", (E5, PAYG_US, CC))]),
         [{"upn": "us@contoso.com", "cp": "payg", "cc": False}],
+    )
+    assert steps(p) == ["us: -MCOPSTNC"]
+    assert codes(p) == [("error", "payg-unfunded", "us")]
+    # Keeping a PAYG plan the manifest does not manage (no callingPlan) while declining credits: a warning.
+    p = run(
+        tenant_state(SEATS, [("us", "US", (E5, PAYG_US, CC))]),
+        [{"upn": "us@contoso.com", "cc": False}],
     )
     assert steps(p) == ["us: -MCOPSTNC"]
     assert codes(p) == [("warning", "payg-unfunded", "us")]
