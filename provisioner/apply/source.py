@@ -24,8 +24,12 @@ def plan_from_manifests(
     observed = read_tenant(conn, desired, catalog)
     if not quiet:
         print(
-            f"read {len(desired.users)} users from {len(desired.files)} manifest(s); tenant "
+            f"read {_n(len(desired.users), 'user')} from {_n(len(desired.files), 'manifest')}; tenant "
             f"{observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
             file=sys.stderr,
         )
     return make_plan(conn, desired, observed, catalog)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -102,7 +102,10 @@ CatalogOpt = Annotated[
     Path | None, typer.Option("--catalog", help="A catalog override file (YAML/JSON) merged over the built-in one.")
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors (never secrets).")]
-PathsArg = Annotated[list[Path], typer.Argument(help="Manifest files or folders of *.yaml / *.yml.", show_default=False)]
+PathsArg = Annotated[
+    list[Path],
+    typer.Argument(help="Manifest files or folders of *.yaml / *.yml.", show_default=False, metavar="PATH"),
+]
 
 
 def _run(module: str, **options: Any) -> int:
@@ -155,7 +158,10 @@ def plan(
 @app.command()
 def apply(
     paths: Annotated[
-        list[Path], typer.Argument(help="A saved plan file, or manifest files / folders.", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="A saved plan file, or manifest files / folders.", show_default=False, metavar="PLANFILE|PATH"
+        ),
     ],
     tenant: TenantOpt = None,
     graph_url: GraphUrlOpt = None,

@@ -11,6 +11,7 @@ import contextlib
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import uvicorn
@@ -46,6 +47,17 @@ class _Server(uvicorn.Server):
         self.tenant = tenant
         self.url = url
         self._flusher: asyncio.Task[None] | None = None
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """As uvicorn's, except that a stop asked by SIGINT or SIGTERM ends `serve` with exit 0 (the contract's
+        codes are 0/1/2/64 for every command): uvicorn re-raises the signal it caught once it has shut down,
+        which ended the process with 130 or 143."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
