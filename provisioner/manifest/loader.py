@@ -117,19 +117,22 @@ def _read_file(path: str, fast_users: bool) -> FileManifest:
             fm = _head_with_block(path, head, users_line, block)
             if fm is not None:
                 return fm
-    raw, marks = safeyaml.loads(text, counted=True)
-    return check_file(path, raw, marks)
+    raw, marks = safeyaml.loads(text, counted=True, soft_duplicates=True)
+    fm = check_file(path, raw, marks)
+    fm.problems.extend(marks.duplicates)
+    return fm
 
 
 def _head_with_block(path: str, head: str, users_line: int, block: fastusers.UsersBlock) -> FileManifest | None:
     """The file's head checked, with `block` as its users; None unless `users:` is a top-level key there."""
     try:
-        raw, marks = safeyaml.loads(head)
+        raw, marks = safeyaml.loads(head, soft_duplicates=True)
     except safeyaml.YamlProblem:
         return None  # the whole file may fail differently (an unclosed quote runs into the block, ...)
     if type(raw) is not dict or "users" not in raw or raw["users"] is not None or marks.key_line(raw, "users") != users_line:
         return None
     fm = check_file(path, raw, marks)
+    fm.problems.extend(marks.duplicates)
     fm.block = block
     return fm
 

@@ -85,6 +85,8 @@ class Marks:
     maps: dict[int, tuple[int, dict[Any, tuple[int, int]]]] = field(default_factory=dict)
     seqs: dict[int, tuple[int, list[int]]] = field(default_factory=dict)
     keep: list[Any] = field(default_factory=list)
+    # loads(..., soft_duplicates=True): keys given twice in a mapping, as (line, message, hint); the first wins.
+    duplicates: list[tuple[int, str, str | None]] = field(default_factory=list)
 
     def line_of(self, root: Any, path: tuple[Any, ...]) -> int:
         """The best line for `path` (a pydantic `loc`, keys and indexes) under `root`: the deepest one known."""
@@ -257,10 +259,12 @@ def load(path: Path, *, max_bytes: int = MAX_FILE_BYTES) -> tuple[Any, Marks]:
     return loads(text)
 
 
-def loads(text: str, *, fast: bool = True, counted: bool = False) -> tuple[Any, Marks]:
+def loads(text: str, *, fast: bool = True, counted: bool = False, soft_duplicates: bool = False) -> tuple[Any, Marks]:
     """Parse one document: the fast subset reader when it can (see `fastyaml`), else libyaml.
 
     `counted`: the caller already ran `check_items(text)` (counting 14 MB again costs 30 ms).
+    `soft_duplicates`: a key given twice in a mapping goes to `Marks.duplicates` (the first value kept) rather
+    than failing the document, so the caller reports it with the document's other problems.
     """
     if not counted:
         check_items(text)
@@ -273,7 +277,7 @@ def loads(text: str, *, fast: bool = True, counted: bool = False) -> tuple[Any, 
     if node is None:
         return None, marks
     _check_shape(node)
-    return _Walker(marks).value(node), marks
+    return _Walker(marks, soft_duplicates).value(node), marks
 
 
 def check_items(text: str) -> None:
@@ -289,8 +293,9 @@ def check_items(text: str) -> None:
 
 
 class _Walker:
-    def __init__(self, marks: Marks) -> None:
+    def __init__(self, marks: Marks, soft_duplicates: bool = False) -> None:
         self.marks = marks
+        self.soft_duplicates = soft_duplicates
 
     def value(self, node: Node, depth: int = 1) -> Any:
         if isinstance(node, ScalarNode):
@@ -324,11 +329,13 @@ class _Walker:
                 if isinstance(key, (dict, list)):
                     raise YamlProblem(knode.start_mark.line + 1, "a mapping key must be a plain value", "use a name as key")
                 if key in out:
-                    raise YamlProblem(
-                        knode.start_mark.line + 1,
-                        f"key '{key}' appears twice in this mapping (first at line {lines_map[key][0]})",
-                        "remove one of them",
-                    )
+                    twice = (knode.start_mark.line + 1,
+                             f"key '{key}' appears twice in this mapping (first at line {lines_map[key][0]})",
+                             "remove one of them")
+                    if not self.soft_duplicates:
+                        raise YamlProblem(*twice)
+                    self.marks.duplicates.append(twice)
+                    continue
                 out[key] = self.value(vnode, depth + 1)
                 lines_map[key] = (knode.start_mark.line + 1, vnode.start_mark.line + 1)
             for key, val, kl in merged:  # explicit keys win over merged ones (YAML merge semantics)

@@ -307,6 +307,15 @@ def test_duplicate_yaml_key_names_both_lines(tmp_path: Path) -> None:
     assert only_problem(f) == f"{f}:6: key 'callingPlan' appears twice in this mapping (first at line 5) — remove one of them"
 
 
+def test_a_duplicate_yaml_key_does_not_hide_the_files_other_problems(tmp_path: Path) -> None:
+    # "all problems of all files at once": the first value is kept and the rest of the file is still checked
+    f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n    callingPlan: none\n    callingPlan: payg\n"
+                                  "  - upn: b@contoso.com\n    usageLocation: XX\n    phonesystem: true\n")
+    found = problems(f)
+    assert [p.split(": ")[0].removeprefix(str(f) + ":") for p in found] == ["6", "8", "9"], found
+    assert "appears twice" in found[0] and "'XX'" in found[1] and "phonesystem" in found[2]
+
+
 def test_manifest_catalog_key_is_used_for_validation(tmp_path: Path) -> None:
     (tmp_path / "catalog.yaml").write_text("plans:\n  payg:\n    - zone: zone2\n      addCountries: [HR]\n")
     f = write(tmp_path / "m", "m.yaml", "catalog: ../catalog.yaml\nusers:\n  - upn: a@contoso.com\n    usageLocation: HR\n    callingPlan: payg\n")
