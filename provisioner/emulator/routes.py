@@ -332,6 +332,7 @@ class Emulator:
                 raise bad(f"Write request id : {r['id']} does not contain Content-Type header or body.",
                           "BadRequest")
             ids.append(r["id"])
+        _check_batch_shape(requests)
         status: dict[str, int] = {}
         out: list[dict[str, Any]] = []
         # Graph runs independent sub-requests in parallel and a dependsOn chain in sequence: with added latency
@@ -366,6 +367,22 @@ class Emulator:
         # "responses can come back in any order": a fixed shuffle, so clients that assume order fail here
         out.sort(key=lambda it: uuid.uuid5(uuid.NAMESPACE_OID, it["id"]).hex)
         return json_reply({"responses": out})
+
+
+def _check_batch_shape(requests: list[dict[str, Any]]) -> None:
+    """json-batching.md: "Batch should be either fully sequential or fully parallel." Graph refuses the whole
+    batch otherwise (graph-docs#16280: a mix of parallel requests and dependsOn chains "would get a 400 Bad
+    Request: Batch should be either fully sequential or fully parallel", which Microsoft confirmed by fixing
+    the example). Accepted, as Microsoft's JS SDK validates them: no dependsOn at all; each request depending
+    on exactly the one before it; every other request depending on exactly the first one."""
+    deps = [list(r.get("dependsOn") or []) for r in requests]
+    if not any(deps):
+        return
+    ids = [r["id"] for r in requests]
+    serial = all(d == [ids[i - 1]] for i, d in enumerate(deps) if i) and not deps[0]
+    same = not deps[0] and all(d == [ids[0]] for d in deps[1:])
+    if not (serial or same):
+        raise bad("Batch should be either fully sequential or fully parallel.", "BadRequest")
 
 
 def _not_found(key: str, rid: str) -> Reply:

@@ -1,15 +1,18 @@
 """Which plan actions to send next, packed into `$batch` requests: the writer's state machine. Pure (no I/O, no clock).
 
 Rules (CONTRACT §3, issue 4):
-* A user's actions go out together, in plan order, in one `$batch`, each `dependsOn` the one before, so
-  Graph runs them in sequence. A later action of a user never overtakes an earlier one.
+* Every `$batch` is fully parallel: no `dependsOn`. Graph refuses a batch that mixes `dependsOn` chains with
+  independent requests ("Batch should be either fully sequential or fully parallel.", json-batching.md,
+  graph-docs#16280), and one chain per batch would waste it. So a user has at most one action in flight: the
+  next goes (in a later batch) once the one before is final, and a later action never overtakes an earlier one.
 * The plan's `dependsOn` across users is honoured: an action is sent only after its dependencies
   succeeded; if one failed or was skipped, the action is skipped and never sent.
 * Seat order: an action that adds SKU X waits until every earlier action (in plan order) that removes X
   has finished, so removals that free seats land before the adds that need them, whatever the plan's
   dependsOn says. This is ordering only: a failed removal does not skip the add (Graph judges the seats).
-* A 424 from Graph means "not run, a dependency in this batch failed": when the action's own dependencies
-  all succeeded (it was only chained for order) it is sent again; it is never counted as a failure.
+* A 424 from Graph means "not run, a dependency in this batch failed". The writer sends no `dependsOn`, so
+  Graph has no reason to give one; should it, the action is sent again when its own dependencies all
+  succeeded, and is never counted as a failure.
 """
 
 from __future__ import annotations
@@ -52,21 +55,13 @@ def is_idempotent(action: Action) -> bool:
 
 @dataclass
 class Batch:
-    """One `$batch` to send: the actions in it, in order; sub-request ids are "1".."n"."""
+    """One `$batch` to send: the actions in it (at most one per user), in plan order; sub-request ids "1".."n"."""
 
     actions: list[Action] = field(default_factory=list)
 
     def body(self) -> dict[str, Any]:
-        requests = []
-        previous_of_user: dict[str, str] = {}
-        for i, a in enumerate(self.actions, start=1):
-            req = {"id": str(i), **action_request(a)}
-            prev = previous_of_user.get(a.user_id)
-            if prev is not None:
-                req["dependsOn"] = [prev]
-            previous_of_user[a.user_id] = str(i)
-            requests.append(req)
-        return {"requests": requests}
+        """Fully parallel (no `dependsOn`): Graph refuses a batch mixing chains and independent requests."""
+        return {"requests": [{"id": str(i), **action_request(a)} for i, a in enumerate(self.actions, start=1)]}
 
 
 LOOKAHEAD = 1000  # actions considered per packing call (see next_batches)
@@ -203,7 +198,7 @@ class WriteSchedule:
         return all(w in self.final or w in earlier_in_batch for w in self.after_removals[aid])
 
     def _fragments(self, now: float) -> Iterator[list[Action]]:
-        """Per user, the longest run of its next actions that can go now (≤ BATCH_SIZE), users in plan order.
+        """Per user, its next action if it can go now (a list of one), users in plan order.
 
         Lazy, and users whose actions are all final are dropped for good, so a call costs what it yields
         plus the users in flight or waiting, not the whole plan (a full scan per batch is O(n²) per run).
@@ -221,15 +216,8 @@ class WriteSchedule:
                     continue
                 if any(i in self.in_flight for i in todo):
                     continue  # a user's actions never overtake each other
-                frag: list[Action] = []
-                taken: set[str] = set()
-                for aid in todo:
-                    if len(frag) == BATCH_SIZE or not self._ready(aid, now, taken):
-                        break
-                    frag.append(self.actions[self.index[aid]])
-                    taken.add(aid)
-                if frag:
-                    yield frag
+                if self._ready(todo[0], now, set()):
+                    yield [self.actions[self.index[todo[0]]]]
         finally:
             for user in finished:
                 del self._open_users[user]

@@ -37,7 +37,7 @@ def test_batch_runs_sub_requests_and_returns_them_by_id(client: Client) -> None:
         _assign(2, "dave.us@contoso.com", [EV, DOM]),
         _get(3, "/users/dave.us@contoso.com?$select=assignedLicenses"),
     ]
-    reqs[2]["dependsOn"] = ["2"]
+    reqs[1]["dependsOn"], reqs[2]["dependsOn"] = ["p"], ["2"]  # fully sequential: p, then 2, then 3
     r = client.post("/v1.0/$batch", json={"requests": reqs})
     by_id = {x["id"]: x for x in r.json()["responses"]}
     assert by_id["p"]["status"] == 204 and "body" not in by_id["p"]
@@ -199,3 +199,18 @@ def test_batch_urls_must_be_relative_as_in_graph(client: Client) -> None:
                                              "message": f"Resource not found for the segment '{segment}'."}
     assert by_id["4"]["status"] == by_id["5"]["status"] == 200  # the leading slash is optional
     assert by_id["4"]["body"] == by_id["5"]["body"]
+
+
+def test_a_batch_is_fully_sequential_or_fully_parallel(client: Client) -> None:
+    # json-batching.md's tip, which Graph enforces with a 400 for the whole batch (graph-docs#16280)
+    def shape(*deps: list[str]) -> dict[str, Any]:
+        return {"requests": [{**_get(i + 1), **({"dependsOn": d} if d else {})} for i, d in enumerate(deps)]}
+
+    for ok in (shape([], [], []), shape([], ["1"], ["2"]), shape([], ["1"], ["1"])):
+        assert client.post("/v1.0/$batch", json=ok).status_code == 200, ok
+    for mixed in (shape([], ["1"], []),  # a chain beside an independent request
+                  shape([], [], ["2"]),  # an independent request before a chain
+                  shape([], ["1"], ["2"], ["1"]),  # a chain and a branch
+                  shape([], [], ["1", "2"])):  # a join
+        r = client.post("/v1.0/$batch", json=mixed)
+        assert error_of(r) == (400, "BadRequest", "Batch should be either fully sequential or fully parallel."), mixed

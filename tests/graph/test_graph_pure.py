@@ -255,28 +255,38 @@ def test_action_requests_match_graph_shapes() -> None:
     assert not is_idempotent(lic("c", "u", remove=[DOM]))
 
 
-def test_user_actions_share_a_batch_chained_by_depends_on() -> None:
+def test_batches_are_fully_parallel_and_a_users_next_action_waits_for_the_one_before() -> None:
+    # Graph refuses a batch mixing dependsOn chains with independent requests (graph-docs#16280)
     acts = [loc("a1", "u1"), lic("a2", "u1", add=[EV, DOM], deps=("a1",)), loc("b1", "u2")]
     s = WriteSchedule(acts)
     (b,) = s.next_batches(0.0, 4)
-    reqs = b.body()["requests"]
-    assert [(r["id"], r.get("dependsOn")) for r in reqs] == [("1", None), ("2", ["1"]), ("3", None)]
-    assert s.next_batches(0.0, 4) == []  # all in flight
+    assert [(r["id"], r.get("dependsOn")) for r in b.body()["requests"]] == [("1", None), ("2", None)]
+    assert [a.id for a in b.actions] == ["a1", "b1"]
+    assert s.next_batches(0.0, 4) == []  # a2 waits for a1, which is in flight
+    s.succeeded("a1", 204, "r1")
+    s.succeeded("b1", 204, "r2")
+    (b,) = s.next_batches(0.1, 4)
+    assert [a.id for a in b.actions] == ["a2"] and "dependsOn" not in b.body()["requests"][0]
 
 
-def test_batches_hold_at_most_20_and_keep_users_whole() -> None:
+def test_batches_hold_at_most_20_and_one_action_per_user() -> None:
     acts = []
     for i in range(30):
         acts += [loc(f"l{i}", f"u{i}"), lic(f"c{i}", f"u{i}", add=[EV], deps=(f"l{i}",))]
-    acts += [loc(f"x{i}", f"v{i}") for i in range(10)]  # 70 sub-requests
+    acts += [loc(f"x{i}", f"v{i}") for i in range(10)]  # 70 sub-requests; 40 can go now
     s = WriteSchedule(acts)
     batches = s.next_batches(0.0, 10)
-    assert len(batches) == 4  # = ceil(70 / 20): first fit fills the gaps with single actions
+    assert [len(b.actions) for b in batches] == [20, 20]  # = ceil(40 / 20)
     for b in batches:
-        assert len(b.actions) <= 20
         users = [a.user_id for a in b.actions]
-        for u in set(users):
-            assert sum(1 for a in acts if a.user_id == u) == users.count(u)
+        assert len(users) == len(set(users))
+        assert all("dependsOn" not in r for r in b.body()["requests"])
+    for b in batches:
+        for a in b.actions:
+            s.succeeded(a.id, 204, None)
+    later = s.next_batches(1.0, 10)
+    assert sorted(a.id for b in later for a in b.actions) == sorted(f"c{i}" for i in range(30))
+    assert [len(b.actions) for b in later] == [20, 10]
 
 
 def test_failure_skips_dependents_across_users_and_never_sends_them() -> None:
@@ -305,17 +315,21 @@ def test_seat_order_adds_wait_for_earlier_removals_but_are_not_skipped() -> None
     assert [a.id for a in b2.actions] == ["a"]  # ordering only: a failed removal does not skip the add
 
 
-def test_throttled_action_waits_and_424_chain_is_resent() -> None:
+def test_throttled_action_waits_and_a_424_is_resent_not_counted() -> None:
     acts = [loc("l", "u1"), lic("c", "u1", add=[EV], deps=("l",))]
     s = WriteSchedule(acts)
-    s.next_batches(0.0, 1)
+    (b,) = s.next_batches(0.0, 1)
+    assert [a.id for a in b.actions] == ["l"]
     s.retry_at("l", 5.0)
-    s.requeue("c")  # Graph answered 424 for c: its dependency was throttled, c did not run
-    assert s.next_batches(1.0, 1) == [] and s.next_wake() == 5.0
+    assert s.next_batches(1.0, 1) == [] and s.next_wake() == 5.0  # c waits for l, which waits for 5.0
     (b,) = s.next_batches(5.0, 1)
-    assert [a.id for a in b.actions] == ["l", "c"]
-    assert (s.attempts["l"], s.attempts["c"]) == (2, 1)
+    assert [a.id for a in b.actions] == ["l"] and s.attempts["l"] == 2
     s.succeeded("l", 204, "r1")
+    (b,) = s.next_batches(5.1, 1)
+    assert [a.id for a in b.actions] == ["c"]
+    s.requeue("c")  # a 424 (Graph has no reason to give one without dependsOn): sent again, not an attempt
+    (b,) = s.next_batches(5.2, 1)
+    assert [a.id for a in b.actions] == ["c"] and s.attempts["c"] == 1
     s.succeeded("c", 200, "r2")
     assert s.done and [o.status for o in s.outcomes()] == ["succeeded", "succeeded"]
 
