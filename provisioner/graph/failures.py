@@ -47,11 +47,16 @@ def sku_label(sku_id: str, skus: Mapping[str, Sku] | None) -> str:
 
 
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_NO_SEATS = re.compile(rf"Subscription ({_GUID}) does not have any available licenses", re.I)
+# Graph's wordings vary (and are matched loosely): "Subscription <skuId> does not have any available licenses."
+# as the emulator words it, "Subscription with SKU <skuId> ..." in other reports; the SKU is the last GUID before.
+_NO_SEATS = re.compile(r"does not have any available licenses", re.I)
 _UNKNOWN_SKU = re.compile(rf"License ({_GUID}) does not correspond to a valid company License", re.I)
-_DEPENDS = re.compile(r"depends on the service plan", re.I)
+_DEPENDS = re.compile(rf"service plan ({_GUID}) depends on the service plan\(s\) ((?:{_GUID}[,; ]*)+)", re.I)
 _USAGE = re.compile(r"invalid usage location", re.I)
-_INHERITED = re.compile(r"inherited from group", re.I)
+# "...inherited from group membership and cannot be removed..." (CIPP#4090, 2025); "...inherited from a group
+# membership and it cannot be removed..." (the form many scripts compare with -eq)
+_INHERITED = re.compile(r"inherited from (?:a )?group", re.I)
+_PHONE_SYSTEM_PLANS = {"4828c8ec-dc2e-4779-b502-87ac9ce28ab7"}  # MCOEV, the Phone System service plan
 _NOT_HELD = re.compile(r"does not have a corresponding license", re.I)
 
 
@@ -59,16 +64,27 @@ def plain_sentence(message: str | None, skus: Mapping[str, Sku] | None = None) -
     """A sentence for the user when Graph's message is one of the licensing verdicts we know, else None."""
     text = message or ""
     if m := _NO_SEATS.search(text):
-        sku = (skus or {}).get(m.group(1).lower())
+        ids = re.findall(_GUID, text[: m.start()])
+        if not ids:
+            return "no free seats for a license in this call; buy more, or free seats by removing licenses from users"
+        sku = (skus or {}).get(ids[-1].lower())
         counts = f": 0 of {sku.enabled} free" if sku is not None else ""
         return (
-            f"no free {sku_label(m.group(1), skus)} seats{counts}; buy more, or free seats by removing the "
+            f"no free {sku_label(ids[-1], skus)} seats{counts}; buy more, or free seats by removing the "
             "license from users who no longer need it"
         )
     if m := _UNKNOWN_SKU.search(text):
         return f"the tenant has no subscription for {sku_label(m.group(1), skus)}"
-    if _DEPENDS.search(text):
-        return "a Calling Plan needs Phone System: assign Phone System in the same call or before it"
+    if m := _DEPENDS.search(text):
+        needs = {g.lower() for g in re.findall(_GUID, m.group(2))}
+        if needs & _PHONE_SYSTEM_PLANS:
+            return "a Calling Plan needs Phone System: assign Phone System in the same call or before it"
+        names = {p.id: p.name for sku in (skus or {}).values() for p in sku.service_plans if p.name}
+        plan, wanted = names.get(m.group(1).lower(), m.group(1)), sorted(names.get(g, g) for g in needs)
+        return (
+            f"service plan {plan} needs {', '.join(wanted)}, which the user does not have enabled: assign a license "
+            "that includes it (or enable it) first"
+        )
     if _USAGE.search(text):
         return "the user has no usage location: set usageLocation before assigning licenses"
     if _INHERITED.search(text):

@@ -141,6 +141,33 @@ def test_seat_error_in_plain_words() -> None:
     assert failures.plain_sentence("something else") is None
 
 
+def test_graph_verdict_wordings_seen_in_the_wild_get_plain_words() -> None:
+    from provisioner.model.observed import ServicePlan
+
+    seats = f"Subscription with SKU {DOM.sku_id} does not have any available licenses."
+    assert failures.plain_sentence(seats, SKUS).startswith("no free Domestic Calling Plan (MCOPSTN1) seats")
+    assert failures.plain_sentence("Subscription does not have any available licenses", SKUS).startswith(
+        "no free seats for a license in this call"
+    )
+    for inherited in ("User license is inherited from a group membership and it cannot be removed directly "
+                      "from the user.",
+                      "User license is inherited from group membership and cannot be removed directly from the user."):
+        assert (failures.plain_sentence(inherited) or "").startswith("the license comes from a group"), inherited
+    mcoev, teams, std = "4828c8ec-dc2e-4779-b502-87ac9ce28ab7", "57ff2da0-773e-42df-b2af-ffb7a2317929", \
+        "0feaeb32-d00e-4d66-bd5a-43b5b83db82c"
+    calling = ("License assignment failed because service plan 4ed3ff63-69d7-4fb7-b984-5aec7f605ca8 depends on "
+               f"the service plan(s) {mcoev}.")
+    assert (failures.plain_sentence(calling) or "").startswith("a Calling Plan needs Phone System")
+    # Phone System's own prerequisites are another matter: named, not mistaken for the Calling Plan rule
+    e5 = Sku("e5", "SPE_E5", "Enabled", 1, 1, service_plans=(ServicePlan(mcoev, "MCOEV"), ServicePlan(teams, "TEAMS1"),
+                                                           ServicePlan(std, "MCOSTANDARD")))
+    phone = f"License assignment failed because service plan {mcoev} depends on the service plan(s) {std}, {teams}."
+    assert failures.plain_sentence(phone, {"e5": e5}) == (
+        "service plan MCOEV needs MCOSTANDARD, TEAMS1, which the user does not have enabled: assign a license "
+        "that includes it (or enable it) first"
+    )
+
+
 def test_sub_response_maps_to_graph_error() -> None:
     sub = {
         "id": "3",
