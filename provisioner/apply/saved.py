@@ -38,7 +38,7 @@ def load_saved_plan(path: Path) -> Plan:
             hint="Save one with `provision plan MANIFESTS --out PLANFILE`.",
         )
     try:
-        return Plan.from_dict(doc)
+        plan = Plan.from_dict(doc)
     except ValueError as exc:  # an unknown formatVersion
         raise PlanError(f"{path}: {exc}", hint="Plan again with this version of provision.") from exc
     except (KeyError, TypeError, AttributeError) as exc:
@@ -46,6 +46,43 @@ def load_saved_plan(path: Path) -> Plan:
             f"{path}: the saved plan is damaged or incomplete (missing or wrong {exc})",
             hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
         ) from exc
+    problems = integrity_problems(plan)
+    if problems:
+        listed = "\n".join(f"  {p}" for p in problems[:10]) + (f"\n  and {len(problems) - 10} more" if len(problems) > 10 else "")
+        raise PlanError(
+            f"{path}: the saved plan is not one `provision plan` made (damaged or edited):\n{listed}",
+            hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
+        )
+    return plan
+
+
+_TYPES = ("setUsageLocation", "assignLicenses")
+
+
+def integrity_problems(plan: Plan) -> list[str]:
+    """What a planner never writes: unknown action types or ids, repeated ids, an action on a user the plan
+    recorded no preconditions for (apply could not check it is still true), licenses to change that are
+    empty or named twice. Pure; the SKU ids against the tenant are checked with the stale check."""
+    out: list[str] = []
+    ids: set[str] = set()
+    checked = {p.user_id for p in plan.user_preconditions}
+    for a in plan.actions:
+        if a.id in ids:
+            out.append(f"action id {a.id!r} is used twice")
+        if a.type not in _TYPES:
+            out.append(f"action {a.id}: unknown type {a.type!r} (a plan has {' and '.join(_TYPES)} only)")
+        unknown = [d for d in a.depends_on if d not in ids]
+        if unknown:
+            out.append(f"action {a.id}: dependsOn {', '.join(unknown)}, which is no earlier action of the plan")
+        if plan.user_preconditions and a.user_id not in checked:
+            out.append(f"action {a.id}: user {a.upn} has no recorded preconditions, so apply cannot check them")
+        if a.type == "assignLicenses" and not (a.add or a.remove):
+            out.append(f"action {a.id}: assignLicenses with nothing to add or remove")
+        refs = [r.sku_id.lower() for r in (*a.add, *a.remove)]
+        if len(refs) != len(set(refs)):
+            out.append(f"action {a.id}: a license is named twice")
+        ids.add(a.id)
+    return out
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:

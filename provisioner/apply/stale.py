@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from provisioner.catalog import Catalog, load_catalog
 from provisioner.model.observed import Sku, TenantInfo, User
 from provisioner.model.plan import Plan, UserPrecondition
 from provisioner.planner.tenant import INACTIVE_STATES
@@ -24,7 +25,7 @@ class StaleReader(Protocol):
     ) -> tuple[TenantInfo, Mapping[str, User], Sequence[Sku]]: ...
 
 
-def check_stale(plan: Plan, conn: StaleReader) -> list[str]:
+def check_stale(plan: Plan, conn: StaleReader, catalog: Catalog | None = None) -> list[str]:
     """Every change, in words, between the tenant now and the state `plan` was computed from; [] if none.
 
     The tenant is read together with the users and SKUs (one round trip fewer than reading it first); when it
@@ -32,11 +33,14 @@ def check_stale(plan: Plan, conn: StaleReader) -> list[str]:
     """
     ids = sorted({p.user_id for p in plan.user_preconditions} | {a.user_id for a in plan.actions})
     tenant, users, skus = conn.read_stale_inputs(ids)
-    return compare(plan, tenant, users, tuple(skus))
+    return compare(plan, tenant, users, tuple(skus), catalog)
 
 
-def compare(plan: Plan, tenant: TenantInfo, users: Mapping[str, User], skus: Sequence[Sku]) -> list[str]:
-    """Pure: the changes between what `plan` recorded and the given current tenant state."""
+def compare(
+    plan: Plan, tenant: TenantInfo, users: Mapping[str, User], skus: Sequence[Sku], catalog: Catalog | None = None
+) -> list[str]:
+    """Pure: the changes between what `plan` recorded and the given current tenant state (and what in the plan
+    no planner writes; `catalog` tells managed licenses, the built-in one by default)."""
     if tenant.id.lower() != plan.tenant_id.lower():
         return [_tenant_mismatch(plan, tenant)]
     names = _sku_names(plan, skus)
@@ -49,7 +53,32 @@ def compare(plan: Plan, tenant: TenantInfo, users: Mapping[str, User], skus: Seq
     for upn, user_id in sorted({(a.upn, a.user_id) for a in plan.actions if a.user_id not in pre_by_id}):
         changes += _action_changes(plan, upn, users.get(user_id), names)
     changes += _seat_changes(plan, skus)
-    return changes
+    return _sku_mismatches(plan, skus, catalog) + changes
+
+
+def _sku_mismatches(plan: Plan, skus: Sequence[Sku], catalog: Catalog | None) -> list[str]:
+    """What no planner writes, found against the tenant's SKUs (an edited plan), refused before any change:
+    a license named by a part number the tenant gives another SKU id (the audit log would name the wrong
+    one), and the removal of a license the tool never manages (a suite such as E5: CONTRACT §2)."""
+    catalog = catalog or load_catalog()
+    by_id = {s.sku_id.lower(): s for s in skus}
+    out = []
+    for a in plan.actions:
+        for r in (*a.add, *a.remove):
+            sku = by_id.get(r.sku_id.lower())
+            if sku is not None and sku.part_number.lower() != r.part_number.lower():
+                out.append(
+                    f"action {a.id} ({a.upn}): SKU {r.sku_id} is {sku.part_number} in the tenant, but the plan "
+                    f"calls it {r.part_number}"
+                )
+        for r in a.remove:
+            sku = by_id.get(r.sku_id.lower())
+            if sku is not None and catalog.classify_sku(sku.part_number, [p.name for p in sku.service_plans]) is None:
+                out.append(
+                    f"action {a.id} ({a.upn}): removes {sku.part_number}, a license this tool never manages "
+                    "(only Phone System add-ons, Calling Plans and Communications Credits)"
+                )
+    return out
 
 
 def _tenant_mismatch(plan: Plan, tenant: TenantInfo) -> str:

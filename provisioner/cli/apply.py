@@ -44,7 +44,9 @@ def run(
     with audit_cm as audit, _connect(tenant, graph_url, auth, debug) as conn:
         if saved is not None:
             plan = saved
-            changes = check_stale(plan, conn)
+            from provisioner.catalog import load_catalog
+
+            changes = check_stale(plan, conn, load_catalog(catalog) if catalog is not None else None)
             if changes:
                 raise StalePlanError(changes)
         else:

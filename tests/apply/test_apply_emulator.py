@@ -243,3 +243,42 @@ def test_a_refused_change_fails_only_itself_and_its_dependents(tmp_path, capsys)
         "a1": "failed", "a2": "skipped", "a3": "succeeded", "a4": "succeeded",
     }  # fmt: skip
     assert records["a1"]["httpStatus"] == 400 and records["a1"]["requestId"]
+
+
+E5 = "06ebc4ee-1bb5-47dd-8120-11324bc54e06"
+TAMPERED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
+    "removes-a-suite": (
+        lambda d: next(a for a in d["actions"] if a["user"]["upn"] == "emma.ca@contoso.com")["remove"].append(
+            {"skuId": E5, "skuPartNumber": "SPE_E5"}),
+        "removes SPE_E5, a license this tool never manages",
+    ),
+    "sku-id-swapped": (
+        lambda d: next(r for a in d["actions"] for r in a.get("add", []) if r["skuPartNumber"] == "MCOEV").update(
+            skuId=E3),
+        f"SKU {E3} is ENTERPRISEPACK in the tenant, but the plan calls it MCOEV",
+    ),
+    "unknown-type": (lambda d: d["actions"][0].update(type="deleteUser"), "unknown type 'deleteUser'"),
+    "unknown-dependency": (lambda d: d["actions"][-1].update(dependsOn=["a999"]), "dependsOn a999, which is no earlier"),
+    "repeated-id": (lambda d: d["actions"][1].update(id=d["actions"][0]["id"]), "is used twice"),
+    "unchecked-user": (
+        lambda d: d["actions"].append({**d["actions"][-1], "id": "a999", "dependsOn": [],
+                                       "user": {"id": "ffffffff-0000-4000-8000-000000000000", "upn": "x@contoso.com"}}),
+        "user x@contoso.com has no recorded preconditions",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_an_edited_saved_plan_is_refused_before_any_change(case, tmp_path, capsys):
+    edit, expected = TAMPERED[case]
+    state = copy_tenant(tmp_path)
+    plan_file = save_plan(tmp_path, state, capsys)
+    doc = json.loads(plan_file.read_text())
+    edit(doc)
+    plan_file.write_text(json.dumps(doc))
+    before = state.read_bytes()
+    rc = main(["apply", str(plan_file), "--tenant", f"emulator:{state}"])
+    out, err = capsys.readouterr()
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert expected in err, err
+    assert state.read_bytes() == before
