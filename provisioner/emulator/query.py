@@ -398,11 +398,15 @@ def parse_user_filter(raw: str | None, advanced: bool) -> UserFilter | None:
     return f
 
 
+LICENSE_ERRORS = "hasMembersWithLicenseErrors"
+
+
 def parse_group_filter(raw: str | None) -> set[str] | None:
     """A groups $filter: `id eq 'x'` or `id in ('a',...)` clauses joined by `or` -> the lower-cased ids.
 
     group.md: id "Supports $filter (eq, ne, not, in)"; the emulator serves eq and in, with the same 15-value
-    limit on OR/in lists as for users (no advanced query options on this route).
+    limit on OR/in lists as for users (no advanced query options on this route). `hasMembersWithLicenseErrors
+    eq true` alone (group.md: "Supports $filter (eq)") is the caller's: see is_license_errors_filter.
     """
     if raw is None:
         return None
@@ -453,3 +457,8 @@ def read_skiptoken(token: str, bind: str) -> int:
         raise bad("The $skiptoken is not valid for this request: follow @odata.nextLink exactly as returned.",
                   "Request_BadRequest") from exc
     return offset
+
+
+def is_license_errors_filter(raw: str | None) -> bool:
+    """`hasMembersWithLicenseErrors eq true` (any spacing and case of `eq true`): groups with members in error."""
+    return raw is not None and " ".join(raw.split()).lower() == f"{LICENSE_ERRORS.lower()} eq true"

@@ -29,6 +29,7 @@ from provisioner.emulator.query import (
     USER_DEFAULT,
     USER_PROPERTIES,
     UserFilter,
+    is_license_errors_filter,
     make_skiptoken,
     parse_count,
     parse_group_filter,
@@ -78,6 +79,8 @@ class Emulator:
             return "/groups", {"GET": self.list_groups}, None
         if len(low) == 2 and low[0] == "groups":
             return "/groups/{id}", {"GET": self.get_group}, parts[1]
+        if len(low) == 3 and low[0] == "groups" and low[2] == "memberswithlicenseerrors":
+            return "/groups/{id}/membersWithLicenseErrors", {"GET": self.members_with_license_errors}, parts[1]
         if low == ["subscribedskus"]:
             return "/subscribedSkus", {"GET": self.list_skus}, None
         if low == ["organization"]:
@@ -266,11 +269,18 @@ class Emulator:
         top = parse_top(_opt(query, "top"))
         token = _opt(query, "skiptoken")
         raw_filter = _opt(query, "filter")
-        ids = parse_group_filter(raw_filter)
+        errors_only = is_license_errors_filter(raw_filter)
+        if errors_only and headers.get("consistencylevel", "").lower() == "eventual" and token is None:
+            # graph-docs-contrib#9437: this property "doesn't soft-fail if you use advanced query parameters"
+            raise bad("Unsupported or invalid query filter clause specified for property "
+                      "'hasMembersWithLicenseErrors' of resource 'Group'.", "Request_UnsupportedQuery")
+        ids = None if errors_only else parse_group_filter(raw_filter)
         props = tuple(select) if select is not None else GROUP_DEFAULT
         bind = "|".join(["groups", raw_filter or "", ",".join(props), str(top)])
         offset = read_skiptoken(token, bind) if token is not None else 0
         groups = self.state.groups if ids is None else [g for g in self.state.groups if g.id.lower() in ids]
+        if errors_only:
+            groups = [g for g in groups if self.state.members_with_license_errors(g)]
         page = groups[offset:offset + top]
         out: dict[str, Any] = {"@odata.context": f"{base}/$metadata#groups"
                                + (f"({','.join(props)})" if select else "")}
@@ -279,6 +289,34 @@ class Emulator:
             keep.append(("$skiptoken", make_skiptoken(offset + top, bind)))
             out["@odata.nextLink"] = f"{base}/groups?" + "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in keep)
         out["value"] = [render.group_json(g, props) for g in page]
+        return json_reply(out)
+
+    def members_with_license_errors(self, group: Group, *, query: dict[str, str], headers: Mapping[str, str],
+                                    body: Any, base: str) -> Reply:
+        """GET /groups/{id}/membersWithLicenseErrors (group-list-memberswithlicenseerrors.md): the members some
+        license of the group is in error for, as directoryObjects (users here), paged like /users."""
+        if _opt(query, "skip") is not None:
+            raise bad("'$skip' is not supported by the service.")
+        for name in ("orderby", "search", "expand", "count", "filter"):
+            if _opt(query, name) is not None:
+                raise bad(f"${name} is not supported by this emulator on membersWithLicenseErrors.",
+                          "Request_UnsupportedQuery")
+        select = parse_select(_opt(query, "select"), USER_PROPERTIES, "microsoft.graph.user")
+        props = tuple(select) if select is not None else USER_DEFAULT
+        top = parse_top(_opt(query, "top"))
+        token = _opt(query, "skiptoken")
+        bind = "|".join(["errors", group.id, ",".join(props), str(top)])
+        offset = read_skiptoken(token, bind) if token is not None else 0
+        members = self.state.members_with_license_errors(group)
+        page = members[offset:offset + top]
+        out: dict[str, Any] = {"@odata.context": f"{base}/$metadata#directoryObjects"}
+        if offset + top < len(members):
+            keep = [(k, v) for k, v in query.items() if k.lstrip("$").lower() != "skiptoken"]
+            keep.append(("$skiptoken", make_skiptoken(offset + top, bind)))
+            out["@odata.nextLink"] = (f"{base}/groups/{group.id}/membersWithLicenseErrors?"
+                                      + "&".join(f"{k}={quote(v, safe=_SAFE)}" for k, v in keep))
+        out["value"] = [{"@odata.type": "#microsoft.graph.user", **render.user_json(self.state, u, props)}
+                        for u in page]
         return json_reply(out)
 
     def get_group(self, group: Group, *, query: dict[str, str], headers: Mapping[str, str], body: Any,

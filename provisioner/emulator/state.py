@@ -333,6 +333,18 @@ class TenantState:
         """When `user` got `sku` directly (lastUpdatedDateTime), or LOADED_AT for state read from a file."""
         return self._stamps.get((user.id, sku, None), LOADED_AT)
 
+    def members_with_license_errors(self, group: Group) -> list[User]:
+        """group-list-memberswithlicenseerrors.md: members for whom some license of `group` is in error
+        (CountViolation when seats ran out, or the group's own DependencyViolation...), in member order."""
+        out = []
+        for uid in group.members:
+            user = self.user_by_id.get(uid.lower())
+            if user is None:
+                continue
+            if any((group.id, sku) in self.group_errors or not self.group_active(user, sku) for sku in group.licenses):
+                out.append(user)
+        return out
+
     def inherited_skus(self, user: User) -> set[str]:
         return {sku for g in self.groups_of.get(user.id, ()) for sku in g.licenses}
 

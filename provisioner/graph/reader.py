@@ -27,6 +27,7 @@ from provisioner.graph.strategy import (
     choose,
     choose_counted,
     count_url,
+    encode,
     groups_url,
     holders_filter,
     id_filters,
@@ -50,6 +51,7 @@ class Get:
     url: str
     headers: dict[str, str] | None = None
     missing_ok: bool = False  # 404 means "no such object": the answer is None, not an error
+    soft: bool = False  # a refusal (4xx, after retries) is the answer (a GraphError), not raised
 
 
 @contextmanager
@@ -124,6 +126,9 @@ class Reader:
                     results[g.key] = None
                     continue
                 err = failures.from_sub_response(sub, method="GET", url=self.t.absolute(g.url))
+                if g.soft and 400 <= status < 500 and status != 429:
+                    results[g.key] = err
+                    continue
                 if self.t.policy.is_retryable(status, idempotent=True):
                     delay = self.t.policy.delay(attempts[g.key], err.retry_after, self.t.rng)
                     if self.t.policy.may_retry(attempts[g.key], delay, time.monotonic() - started):
@@ -195,6 +200,9 @@ class Reader:
                 Get("org", "/organization"),
                 Get("skus", "/subscribedSkus"),
                 Get("count", "/users?$count=true&$top=1&$select=id", dict(EVENTUAL)),
+                # not an advanced query: graph-docs-contrib#9437 (this filter fails with ConsistencyLevel)
+                Get("errgroups", "/groups?$filter=" + encode("hasMembersWithLicenseErrors eq true") + "&$select=id"
+                    "&$top=999", soft=True),
             ]
         )
         tenant = tenant_from_json(first["org"] or {})
@@ -254,6 +262,8 @@ class Reader:
                     self.t.log(f"Graph refused a filtered read ({exc.code or 'HTTP 400'}: {exc.graph_message}): "
                                "reading every user instead")
                     await self._scan(users, set(named), managed if complete else frozenset())
+            if choice.strategy != "scan":  # a scan reads every holder, waiting ones too (licenseAssignmentStates)
+                await self._waiting_members(users, first["errgroups"])
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
         partial = choice.strategy == "counted"
         return Observed(
@@ -346,6 +356,37 @@ class Reader:
             body = bodies[g.key] or {}
             chains.append(self.follow(body, sink, advanced=g.key.startswith("sku")))
         await asyncio.gather(*chains)
+
+    async def _waiting_members(self, users: dict[str, User], groups: Any) -> None:
+        """Add the members of groups with license errors (membersWithLicenseErrors) not read yet.
+
+        A member waiting for a seat of every license of a group (CountViolation) has no assignedLicenses, so no
+        filter by SKU finds them; yet Graph hands them a freed seat before anyone else, so planning must know
+        them (the planner gives them freed seats first). Needs GroupMember.Read.All: without it (a 403) they
+        cannot be read, and a debug line says so.
+        """
+        if isinstance(groups, GraphError):
+            self.t.log(f"groups with license errors not read ({groups.status}): members waiting for seats unknown")
+            return
+        ids = sorted({str(g.get("id")) for g in (groups or {}).get("value") or () if g.get("id")})
+        if not ids:
+            return
+        members: set[str] = set()
+
+        def sink(page: list[dict[str, Any]]) -> None:
+            members.update(str(d["id"]) for d in page if d.get("id"))
+
+        gets = [Get(f"g{i}", f"/groups/{gid}/membersWithLicenseErrors?$select=id&$top=999", soft=True)
+                for i, gid in enumerate(ids)]
+        bodies = await self.get_many(gets)
+        readable = [b for b in bodies.values() if not isinstance(b, GraphError)]
+        await asyncio.gather(*(self.follow(b or {}, sink, advanced=False) for b in readable))
+        known = {u.id.lower() for u in users.values()}
+        missing = sorted(m for m in members if m.lower() not in known)
+        if missing:
+            for u in (await self.users_by_id(missing)).values():
+                users.setdefault(u.key, u)
+        self.t.log(f"{len(members)} members of {len(ids)} groups wait on a license error; {len(missing)} read")
 
     async def users_by_upn(self, upns: Iterable[str]) -> dict[str, User]:
         """Users by UPN (lower-cased keys); UPNs that do not exist are absent."""

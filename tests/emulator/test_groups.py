@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from emu_helpers import Client, make_client
+from emu_helpers import Client, error_of, make_client
 
 from provisioner.emulator.demo import demo_state
 from provisioner.emulator.query import GROUP_DEFAULT, GROUP_PROPERTIES
@@ -138,3 +138,41 @@ def test_groups_in_a_batch(client: Client) -> None:
     got = {x["id"]: x for x in r.json()["responses"]}
     assert got["1"]["status"] == 200 and got["1"]["body"]["value"][0]["displayName"] == "Sales Voice"
     assert got["2"]["status"] == 404
+
+
+def test_groups_with_members_in_license_error_and_those_members() -> None:
+    from provisioner.emulator.demo import synthetic_state
+
+    state = synthetic_state(300, 2)
+    ev = "e43b5b99-8dfb-405f-9987-dc307f34bcbd"
+    for s in state["subscribedSkus"]:
+        if s["skuId"] == ev:  # no seat left for anyone who has it from a group only
+            s["prepaidUnits"]["enabled"] = sum(any(x["skuId"] == ev for x in u["assignedLicenses"])
+                                               for u in state["users"])
+    client = make_client(state)
+    flt = {"$filter": "hasMembersWithLicenseErrors eq true", "$select": "id"}
+    r = client.get("/v1.0/groups", params=flt)
+    assert r.status_code == 200, r.text
+    erring = [g["id"] for g in r.json()["value"]]
+    licensed_ev = [g["id"] for g in state["groups"] if any(x["skuId"] == ev for x in g["assignedLicenses"])]
+    assert erring and set(erring) <= set(licensed_ev)
+    # graph-docs-contrib#9437: as an advanced query this filter is refused
+    r = client.get("/v1.0/groups", params={**flt, "$count": "true"}, headers={"ConsistencyLevel": "eventual"})
+    assert error_of(r)[:2] == (400, "Request_UnsupportedQuery")
+    gid = erring[0]
+    members = client.get(f"/v1.0/groups/{gid}/membersWithLicenseErrors", params={"$select": "id", "$top": "1"})
+    assert members.status_code == 200, members.text
+    first = members.json()
+    assert first["value"][0]["@odata.type"] == "#microsoft.graph.user" and set(first["value"][0]) == {"@odata.type", "id"}
+    group = next(g for g in state["groups"] if g["id"] == gid)
+    everyone = [m["id"] for m in first["value"]]
+    nxt = first.get("@odata.nextLink")
+    while nxt:
+        page = client.get(nxt).json()
+        everyone += [m["id"] for m in page["value"]]
+        nxt = page.get("@odata.nextLink")
+    assert everyone and set(everyone) <= set(group["members"]) and len(everyone) == len(set(everyone))
+    for uid in everyone:  # each has the group's license in CountViolation
+        states = client.get(f"/v1.0/users/{uid}", params={"$select": "licenseAssignmentStates"}).json()
+        assert any(s["assignedByGroup"] == gid and s["error"] == "CountViolation"
+                   for s in states["licenseAssignmentStates"])

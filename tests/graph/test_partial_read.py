@@ -159,10 +159,10 @@ def test_holders_outside_the_counted_countries_fall_back_to_the_full_read(
     stats = emulator_stats(tenant.app)
     assert choice is not None and choice.strategy in ("filtered", "scan"), choice
     assert obs.complete_for_managed and obs.holder_counts is None and len(obs.users) > 5000
-    # $batches: org + SKUs + size; the look-ups with the counts (6 SKUs: all, no location, GB: 2 $batches,
+    # $batches: org + SKUs + size + groups with members in license error (none here); the look-ups with the counts (6 SKUs: all, no location, GB: 2 $batches,
     # tried, then found short); the full read's
     # look-ups with the first page of its SKU filter. Its other pages follow @odata.nextLink, one GET each.
-    assert stats["batches"] == 4 and stats["subRequests"] == 3 + (3 + 6 + 6 + 6) + (3 + 1), stats
+    assert stats["batches"] == 4 and stats["subRequests"] == 4 + (3 + 6 + 6 + 6) + (3 + 1), stats
 
 
 def test_a_count_graph_refuses_falls_back_to_the_full_read(
@@ -268,3 +268,46 @@ def test_counted_cost_and_the_tie_rule() -> None:
     flt = holders_filter("AB" * 4 + "-0000-4000-8000-000000000000", "gb")
     assert flt == "usageLocation eq 'GB' and assignedLicenses/any(x:x/skuId eq abababab-0000-4000-8000-000000000000)"
     assert count_url(flt).endswith("&$count=true&$top=1&$select=id") and " " not in count_url(flt)
+
+
+def test_group_members_waiting_for_every_seat_are_read_and_take_a_freed_seat_first(tmp_path: Path) -> None:
+    # A member waiting (CountViolation) for every license of its group has no assignedLicenses: no filter by
+    # SKU finds them, yet Graph gives them a freed seat first. The reader asks membersWithLicenseErrors.
+    state = synthetic_state(600, 2)
+    ev, cp1, cp2 = (
+        "e43b5b99-8dfb-405f-9987-dc307f34bcbd", "0dab259f-bf13-4952-b7f8-7db8f131b28d",
+        "d3b4fe1f-9992-4930-8acb-ca6ec609365e",
+    )
+
+    def direct(sku: str) -> list[dict[str, object]]:
+        return [u for u in state["users"] if any(x["skuId"] == sku for x in u["assignedLicenses"])]
+
+    for s in state["subscribedSkus"]:
+        if s["skuId"] in (ev, cp1):
+            s["prepaidUnits"]["enabled"] = len(direct(s["skuId"]))  # every group member now waits
+    grouped = {m for g in state["groups"] for m in g["members"]}
+    a = next(u for u in direct(cp1) if u["id"] not in grouped and any(x["skuId"] == ev for x in u["assignedLicenses"]))
+    b = next(u for u in direct(cp2) if u["id"] not in grouped and any(x["skuId"] == ev for x in u["assignedLicenses"]))
+    path = tmp_path / "t.json"
+    TenantState.from_dict(state).save(path)
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text(
+        "apiVersion: provisioner/v1\nkind: TeamsVoiceLicensing\nusers:\n"
+        f"  - upn: {a['userPrincipalName']}\n    phoneSystem: false\n    callingPlan: none\n"
+        f"  - upn: {b['userPrincipalName']}\n    callingPlan: domestic\n"
+    )
+    local = LocalTenant(path)
+    desired, catalog = load_desired([manifest]), load_catalog()
+    with open_app(local.app) as conn:
+        obs = read_tenant(conn, desired, catalog)
+        choice = conn.reader.last_choice
+    managed = set(managed_sku_ids(obs.skus, catalog))
+    # found, though they hold no managed license (every one they would get waits): no SKU filter matches them
+    invisible = [u for u in obs.users.values()
+                 if any(x.error == "CountViolation" for x in u.assignments)
+                 and not any(x.sku_id in managed and x.error is None for x in u.assignments)]
+    assert choice is not None and choice.strategy != "scan" and invisible
+    got = plan(desired, obs, catalog)
+    assert [(d.code, d.upn) for d in got.diagnostics if d.severity == "error"] == [
+        ("insufficient-seats", b["userPrincipalName"])
+    ]
