@@ -212,6 +212,16 @@ def _entry(
                 "declare callingPlan: payg to have credits assigned"
             )
             calling_plan = None
+        if calling_plan not in (None, "none") and not _has_phone_system(user, ctx):
+            # A Calling Plan with no enabled Phone System (MCOPSTN1 alone, or an E5 with Phone System switched
+            # off): declaring the plan implies phoneSystem: true, which would plan an add; the state as it is
+            # cannot be declared (phoneSystem: false with a Calling Plan is invalid), so leave it unmanaged.
+            notes.append(
+                f"holds {ctx.part(plans[0])} without an enabled Phone System (Graph refuses this user's license "
+                f"changes until that is fixed): callingPlan left unmanaged; declare callingPlan: {calling_plan} "
+                "to have Phone System added, or none to remove the plan"
+            )
+            calling_plan = None
     elif inherited_plans:
         # `none` would ask for a removal the planner cannot make (inherited-license): leave it unmanaged.
         notes.append("Calling Plan from a group: " + ctx.inherited_text(user, inherited_plans))
@@ -232,6 +242,22 @@ def _entry(
         communications_credits=True if credits else None,
         notes=tuple(notes),
     )
+
+
+def _has_phone_system(user: User, ctx: _Context) -> bool:
+    """Whether some license the user holds (directly, or from a group in a state that counts) has a Phone System
+    service plan (MCOEV and its variants) that every assignment of it leaves enabled."""
+    from provisioner.planner.tenant import INACTIVE_STATES
+
+    held = {a.sku_id for a in user.assignments if a.by_group is None or a.state not in INACTIVE_STATES}
+    for sku_id in held:
+        sku = ctx.skus.get(sku_id)
+        if sku is None:
+            continue
+        off = user.disabled_plans_of(sku_id)
+        if any(p.name.upper().startswith("MCOEV") and p.id not in off for p in sku.service_plans):
+            return True
+    return False
 
 
 def _plan_value(

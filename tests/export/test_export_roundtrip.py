@@ -109,6 +109,8 @@ def _tricky_state() -> dict[str, Any]:
     state = copy.deepcopy(demo_state())
 
     def lic(part: str) -> dict[str, Any]:
+        if part == "SPE_E5-MCOEV":
+            return {"skuId": SKUS["SPE_E5"][0], "disabledPlans": [PLANS["MCOEV"]]}
         return {"skuId": LEGACY_M5 if part == "MCOPSTN5" else SKUS[part][0], "disabledPlans": []}
 
     legacy = copy.deepcopy(next(s for s in state["subscribedSkus"] if s["skuPartNumber"] == "MCOPSTN_5"))
@@ -124,6 +126,8 @@ def _tricky_state() -> dict[str, Any]:
         ("e5.and.addon@contoso.com", "US", ["SPE_E5", "MCOEV"]),  # a redundant add-on stays as it is
         ("e5.addon.plan@contoso.com", "US", ["SPE_E5", "MCOEV", "MCOPSTN1"]),
         ("credits.only@contoso.com", "US", ["MCOPSTNC"]),  # credits without any plan
+        ("plan.no.phone@contoso.com", "US", ["MCOPSTN1"]),  # a Calling Plan without Phone System
+        ("e5.phone.off@contoso.com", "US", ["SPE_E5-MCOEV", "MCOPSTN1"]),  # E5 with Phone System switched off
     ]
     for upn, loc, parts in extra:
         state["users"].append(
@@ -164,6 +168,10 @@ def test_tricky_tenant_round_trip(tmp_path: Path, split: bool) -> None:
         k: v for k, v in users["e5.and.addon@contoso.com"].items() if k in ("phoneSystem", "callingPlan")
     } == {"phoneSystem": True, "callingPlan": "none"}
     assert users["credits.only@contoso.com"]["communicationsCredits"] is True
+    # a Calling Plan with no enabled Phone System cannot be declared as it is: left unmanaged, with a note
+    for upn in ("plan.no.phone@contoso.com", "e5.phone.off@contoso.com"):
+        assert "callingPlan" not in users[upn] and "phoneSystem" not in users[upn], users[upn]
+    assert text.count("holds MCOPSTN1 without an enabled Phone System") == 2
     if split:
         assert yaml.safe_load((folder / "no.yaml").read_text())["defaults"] == {"usageLocation": "NO"}
         assert (folder / "no-usage-location.yaml").is_file()
