@@ -20,6 +20,12 @@ def saved_plan_path(paths: Sequence[Path]) -> Path | None:
 
     A saved plan mixed with other paths is an error: apply takes one plan, or manifests, never both.
     """
+    for p in paths:
+        if p.is_file() and _json_object(p) is None and (why := _damaged_plan(p)):
+            raise PlanError(
+                f"{p}: this looks like a saved plan, but it is not valid JSON ({why}); it may be cut short",
+                hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
+            )
     plans = [p for p in paths if p.is_file() and "formatVersion" in (_json_object(p) or {})]
     if plans and len(paths) > 1:
         raise PlanError(
@@ -42,8 +48,9 @@ def load_saved_plan(path: Path) -> Plan:
     except ValueError as exc:  # an unknown formatVersion
         raise PlanError(f"{path}: {exc}", hint="Plan again with this version of provision.") from exc
     except (KeyError, TypeError, AttributeError) as exc:
+        what = f"the key {exc} is missing" if isinstance(exc, KeyError) else "a value has the wrong type"
         raise PlanError(
-            f"{path}: the saved plan is damaged or incomplete (missing or wrong {exc})",
+            f"{path}: the saved plan is damaged or incomplete ({what})",
             hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
         ) from exc
     problems = integrity_problems(plan)
@@ -83,6 +90,21 @@ def integrity_problems(plan: Plan) -> list[str]:
             out.append(f"action {a.id}: a license is named twice")
         ids.add(a.id)
     return out
+
+
+def _damaged_plan(path: Path) -> str | None:
+    """Why a file that opens like a saved plan (a JSON object naming formatVersion early on) does not parse."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4096)
+        if not head.lstrip().startswith(b"{") or b'"formatVersion"' not in head:
+            return None
+        json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        return f"line {exc.lineno}: {exc.msg}"
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        return str(exc)
+    return None
 
 
 def _json_object(path: Path) -> dict[str, Any] | None:

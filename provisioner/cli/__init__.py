@@ -51,6 +51,27 @@ emulator_app = typer.Typer(
 app.add_typer(emulator_app, name="emulator")
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        from provisioner import __version__
+
+        print(f"provision {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_show_version),
+    ] = False,
+) -> None:
+    """Teams Phone System and Calling Plan licensing as code.
+
+    Example: provision plan manifests/ --tenant emulator:demo-tenant.json
+    """
+
+
 class PlanFormat(StrEnum):
     text = "text"
     markdown = "markdown"

@@ -282,3 +282,21 @@ def test_an_edited_saved_plan_is_refused_before_any_change(case, tmp_path, capsy
     assert rc == 1 and out == "" and "Traceback" not in err
     assert expected in err, err
     assert state.read_bytes() == before
+
+
+def test_a_cut_short_or_mistyped_saved_plan_is_named_as_such(tmp_path, capsys):
+    state = copy_tenant(tmp_path)
+    plan_file = save_plan(tmp_path, state, capsys)
+    cut = tmp_path / "cut.json"
+    cut.write_bytes(plan_file.read_bytes()[:700])
+    before = state.read_bytes()
+    assert main(["apply", str(cut), "--tenant", f"emulator:{state}"]) == 1
+    err = capsys.readouterr().err
+    assert "looks like a saved plan, but it is not valid JSON (line " in err and "YAML" not in err, err
+    doc = json.loads(plan_file.read_text())
+    doc["actions"][0]["add"] = "MCOEV"
+    plan_file.write_text(json.dumps(doc))
+    assert main(["apply", str(plan_file), "--tenant", f"emulator:{state}"]) == 1
+    err = capsys.readouterr().err
+    assert "damaged or incomplete (a value has the wrong type)" in err and "indices" not in err, err
+    assert state.read_bytes() == before

@@ -108,3 +108,11 @@ def test_manifest_problems_with_a_code_are_plan_diagnostics_and_validate_errors(
     assert f"{b}:4: duplicate-user: MIA.DE@contoso.com is declared twice: here and at {a}:4" in err
     assert f"{a}:9: callingPlan 'domestic' is not sold in JP" in err  # the line of the field to change
     assert f"{a}:13: callingPlan 'payg' with communicationsCredits: false" in err
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import tomllib
+
+    version = tomllib.loads((HERE.parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"provision {version}\n"
