@@ -165,3 +165,19 @@ def cp_without_ps(plans: str) -> str:
         f"the user holds the Calling Plan {plans} without Phone System, and Graph refuses any license change "
         "for them until that is fixed. Declare `phoneSystem: true` (or `callingPlan: none`) for this user."
     )
+
+
+def calling_plan_in_suite(part: str) -> str:
+    return (
+        f"the user holds {part}, which includes a Calling Plan; this tool never removes suites or bundles, so "
+        "callingPlan: none leaves that plan in place. Remove that license in the Microsoft 365 admin center if "
+        "the user must have no Calling Plan, or declare the plan it includes."
+    )
+
+
+def second_calling_plan(part: str, added: str) -> str:
+    return (
+        f"the user holds {part}, which includes another Calling Plan than the one declared; adding {added} gives "
+        f"them two (this tool never removes suites or bundles). Remove {part} in the Microsoft 365 admin center, "
+        "or declare the plan it includes."
+    )

@@ -155,19 +155,31 @@ class Resolver:
         calling_inherited = set(inh & view.calling_plans)
         target_cp: SkuInfo | None = None
         cp_resolved = False
+        bundled = view.bundled_calling_plans(user) if view.bundles_with_calling_plan else {}
         if du.calling_plan == "none":
             t.remove |= calling_direct
             for sku_id in sorted(calling_inherited, key=view.part):
                 self._warn_inherited(user, sku_id, "callingPlan: none", src)
+            for sku_id in sorted(bundled, key=view.part):
+                self._diag("warning", "calling-plan-in-suite", msg.calling_plan_in_suite(view.part(sku_id)),
+                           user.upn, src)
             cp_resolved = True
         elif du.calling_plan is not None:
             target_cp = self._calling_plan(du, user, country, src)
             if target_cp is not None:
                 cp_resolved = True
-                if target_cp.sku_id not in held:
+                gives = frozenset(p.id for p in target_cp.sku.service_plans) & view.calling_plan_service_plans
+                suite = next((k for k in sorted(bundled, key=view.part) if bundled[k] & gives), None)
+                if suite is not None and target_cp.sku_id not in held:
+                    # a suite or bundle the user holds already includes this Calling Plan: nothing to buy
+                    t.notes.append(f"Calling Plan {du.calling_plan} ({country}) from {view.part(suite)}")
+                elif target_cp.sku_id not in held:
                     t.add.add(target_cp.sku_id)
                     self._take_seat(target_cp)
                     t.notes.append(f"Calling Plan {du.calling_plan} ({country}) → {target_cp.part}")
+                    for sku_id in sorted(bundled, key=view.part):
+                        self._diag("warning", "calling-plan-in-suite",
+                                   msg.second_calling_plan(view.part(sku_id), target_cp.part), user.upn, src)
                 t.remove |= calling_direct - {target_cp.sku_id}
                 for sku_id in sorted(calling_inherited - {target_cp.sku_id}, key=view.part):
                     self._warn_inherited(user, sku_id, f"callingPlan: {du.calling_plan}", src)

@@ -117,6 +117,15 @@ class TenantView:
             k for k, v in self.skus.items() if v.kind == CALLING_PLAN
         )
         self.credits: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind == CREDITS)
+        # Calling Plan service plans (of the Calling Plan SKUs), and the suites or bundles the tool never manages
+        # that carry one (MCOTEAMS_ESSENTIALS, Business Voice: a Calling Plan with Phone System).
+        self.calling_plan_service_plans: frozenset[str] = frozenset(
+            p.id for k in self.calling_plans for p in self.skus[k].sku.service_plans
+        ) - frozenset(p for k in self.calling_plans for p in self.skus[k].phone_system_plans)
+        self.bundles_with_calling_plan: frozenset[str] = frozenset(
+            k for k, v in self.skus.items()
+            if v.kind is None and any(p.id in self.calling_plan_service_plans for p in v.sku.service_plans)
+        )
         # Subscriptions that cannot hand out seats now (Suspended, LockedOut, Deleted): subscription-not-active.
         self.unassignable: frozenset[str] = frozenset(
             k for k, v in self.skus.items() if v.sku.capability_status not in ASSIGNABLE
@@ -238,6 +247,21 @@ class TenantView:
                 if a.sku_id == sku_id and a.state not in INACTIVE_STATES and plans - set(a.disabled_plans):
                     return True
         return False
+
+    def bundled_calling_plans(self, user: User) -> dict[str, frozenset[str]]:
+        """Unmanaged suites or bundles the user holds (directly, or from a group that counts) that give an
+        enabled Calling Plan service plan: sku id -> those service plan ids. Empty for nearly every user."""
+        if self.bundles_with_calling_plan.isdisjoint(a.sku_id for a in user.assignments):
+            return {}
+        out: dict[str, frozenset[str]] = {}
+        for a in user.assignments:
+            if a.sku_id not in self.bundles_with_calling_plan or a.state in INACTIVE_STATES:
+                continue
+            plans = frozenset(p.id for p in self.skus[a.sku_id].sku.service_plans) & self.calling_plan_service_plans
+            enabled = plans - user.disabled_plans_of(a.sku_id)
+            if enabled:
+                out[a.sku_id] = out.get(a.sku_id, frozenset()) | enabled
+        return out
 
     # -- resolving SKUs ------------------------------------------------------------------------------
 

@@ -540,3 +540,45 @@ def test_country_move_with_a_swap_of_plans_sold_in_both_is_one_call_after_the_mo
         [{"upn": "ann@contoso.com", "loc": "US", "cp": "international"}],
     )
     assert steps(p) == ["ann: loc GB->US", "ann: +MCOPSTN2 -MCOPSTN1"]
+
+
+ESSENTIALS = "ae2343d1-0999-43f6-ae18-d816516f6e78"  # MCOTEAMS_ESSENTIALS: MCOPSTN1 + MCOEV (reference §1.2)
+
+
+def _with_bundle(state: dict[str, Any], holders: list[str]) -> dict[str, Any]:
+    plans = [{"servicePlanId": demo.PLANS[n], "servicePlanName": n, "provisioningStatus": "Success",
+              "appliesTo": "User"} for n in ("MCOPSTN1", "MCOEV")]
+    state["subscribedSkus"].append({
+        "skuId": ESSENTIALS, "skuPartNumber": "MCOTEAMS_ESSENTIALS", "capabilityStatus": "Enabled",
+        "appliesTo": "User", "prepaidUnits": {"enabled": 10, "suspended": 0, "warning": 0, "lockedOut": 0},
+        "servicePlans": plans,
+    })
+    for u in state["users"]:
+        if u["userPrincipalName"].split("@")[0] in holders:
+            u["assignedLicenses"].append({"skuId": ESSENTIALS, "disabledPlans": []})
+    return state
+
+
+def test_a_bundle_that_includes_the_declared_calling_plan_satisfies_it() -> None:
+    # MCOTEAMS_ESSENTIALS carries MCOPSTN1 and Phone System: declaring domestic buys nothing more
+    state = _with_bundle(tenant_state(SEATS, [("kim", "US", (E3,)), ("ruth", "GB", (E3,)), ("noah", "CA", (E3,)),
+                                              ("off", "US", (E3,))]),
+                         ["kim", "ruth", "noah"])
+    state = _with_bundle_disabled(state, "off")
+    p = run(state, [{"upn": "kim@contoso.com", "cp": "domestic"},
+                    {"upn": "ruth@contoso.com", "cp": "international"},
+                    {"upn": "noah@contoso.com", "cp": "none", "ps": True},
+                    {"upn": "off@contoso.com", "cp": "domestic"}])
+    # kim: satisfied; ruth: International added beside the bundle's plan, with a warning; noah: the bundle's
+    # plan cannot be removed (a warning); off: the bundle's Calling Plan is disabled, so domestic is bought
+    assert sorted(steps(p)) == ["off: +MCOEV +MCOPSTN1", "ruth: +MCOPSTN2"]
+    assert sorted(codes(p)) == [("warning", "calling-plan-in-suite", "noah"),
+                                ("warning", "calling-plan-in-suite", "ruth")]
+
+
+def _with_bundle_disabled(state: dict[str, Any], holder: str) -> dict[str, Any]:
+    for u in state["users"]:
+        if u["userPrincipalName"].split("@")[0] == holder:  # the bundle with both its plans switched off
+            u["assignedLicenses"].append({"skuId": ESSENTIALS, "disabledPlans": [demo.PLANS["MCOPSTN1"],
+                                                                                  demo.PLANS["MCOEV"]]})
+    return state
