@@ -49,7 +49,8 @@ STATS_KEYS = ("requests", "batches", "subRequests", "throttled", "errors", "byRo
 class Emulator:
     """The routes, caches and counters around one TenantState (one per app)."""
 
-    def __init__(self, state: TenantState, faults: FaultConfig | None, on_write: Callable[[], None] | None):
+    def __init__(self, state: TenantState, faults: FaultConfig | None,
+                 on_write: Callable[[tuple[str, str, Any]], None] | None):
         self.state = state
         self.faults = FaultInjector(faults)
         self.on_write = on_write
@@ -232,7 +233,7 @@ class Emulator:
         if fields:
             self.state.set_user_fields(user, fields)
             self._invalidate({user.id})
-            self._wrote()
+            self._wrote(("fields", user.id, fields))
         return Reply(204)
 
     def assign_license(self, user: User, *, query: dict[str, str], headers: Mapping[str, str], body: Any,
@@ -240,16 +241,17 @@ class Emulator:
         new = validate_assign(self.state, user, body)  # raises before anything changes
         affected = self.state.set_direct_licenses(user, new)
         self._invalidate(affected)
-        self._wrote()
+        self._wrote(("licenses", user.id, new))
         # user-assignlicense.md: "200 OK response code and a user object in the response body"
         context = f"{base}/$metadata#users/$entity"
         data = self._user_bytes(user, USER_DEFAULT)
         return Reply(200, b'{"@odata.context":' + orjson.dumps(context) + b"," + data[1:],
                      {"Content-Type": JSON_TYPE})
 
-    def _wrote(self) -> None:
+    def _wrote(self, op: tuple[str, str, Any]) -> None:
+        """Tell the owner (LocalTenant: journal and save) what changed, before the answer goes out."""
         if self.on_write is not None:
-            self.on_write()
+            self.on_write(op)
 
     # -- groups (read-only: display names for messages) -----------------------------------------------------
 
@@ -469,8 +471,10 @@ register_url_convertor("graphpath", _AnyPath())
 
 
 def create_app(state: TenantState, *, faults: FaultConfig | None = None,
-               on_write: Callable[[], None] | None = None) -> Starlette:
-    """The ASGI app for `state` (CONTRACT §4). `on_write()` runs after every successful mutation."""
+               on_write: Callable[[tuple[str, str, Any]], None] | None = None) -> Starlette:
+    """The ASGI app for `state` (CONTRACT §4). `on_write(op)` runs after every successful mutation, before its
+    answer is sent: op is ("fields", user id, {field: value}) or ("licenses", user id, {sku id: disabled plans})
+    (the user's new direct licenses), each a whole new value, so replaying ops again is harmless."""
     emu = Emulator(state, faults, on_write)
 
     async def graph(request: Request) -> Response:

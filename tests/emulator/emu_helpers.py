@@ -49,7 +49,7 @@ def make_state(state: dict[str, Any] | None = None) -> TenantState:
 
 def make_client(state: dict[str, Any] | None = None, faults: FaultConfig | None = None,
                 writes: list[int] | None = None) -> Client:
-    on_write = (lambda: writes.append(1)) if writes is not None else None
+    on_write = (lambda op: writes.append(1)) if writes is not None else None
     return Client(create_app(make_state(state), faults=faults, on_write=on_write))
 
 

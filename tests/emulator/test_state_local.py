@@ -229,3 +229,62 @@ def test_synthetic_100k_users_in_a_few_seconds() -> None:
     TenantState.from_dict(d)
     assert len(d["users"]) == 100_000
     assert time.monotonic() - start < 15  # a few seconds on a laptop; generous for a loaded CI runner
+
+
+def test_confirmed_writes_not_saved_yet_survive_a_killed_process(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # The real service never loses a write it confirmed: writes between two saves go to a journal first.
+    import provisioner.emulator.local as local
+
+    monkeypatch.setattr(local, "MIN_SAVE_INTERVAL_S", 3600.0)  # no save during the test
+    path = tmp_path / "tenant.json"
+    lt = LocalTenant(path)
+    client = Client(lt.app)
+    assert client.patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": "NL"}).status_code == 204
+    assert assign(client, "sam.new@contoso.com", add=[EV, DOM]).status_code == 200
+    assert lt.saves == 0 and lt.journal_path.is_file()
+    # the process dies here (no close): the file is stale, the journal has both writes
+    stale = json.loads(path.read_text())
+    assert next(u for u in stale["users"] if u["userPrincipalName"] == "sam.new@contoso.com")["usageLocation"] is None
+    with lt.journal_path.open("a") as f:
+        f.write('["licenses", "x", {')  # and a torn line, never confirmed, at the end
+    again = LocalTenant(path)
+    assert again.replayed == 2 and not again.journal_path.exists()
+    sam = again.state.find_user("sam.new@contoso.com")
+    assert sam is not None and sam.usage_location == "NL" and set(sam.licenses) == {EV, DOM}
+    assert LocalTenant(path).replayed == 0  # saved: nothing left to replay
+    # a normal close leaves no journal behind
+    lt2 = LocalTenant(path)
+    Client(lt2.app).patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": "FR"})
+    lt2.close()
+    assert not lt2.journal_path.exists() and [p.name for p in tmp_path.iterdir()] == ["tenant.json"]
+
+
+@pytest.mark.slow
+def test_kill_9_of_apply_loses_no_write_it_audited(tmp_path: Path) -> None:
+    # Every change the audit log records as succeeded is in the tenant after the process is killed.
+    path = tmp_path / "t.json"
+    state = synthetic_state(3000, seed=3)
+    TenantState.from_dict(state).save(path)
+    manifest = tmp_path / "m.yaml"
+    lines = ["apiVersion: provisioner/v1", "kind: TeamsVoiceLicensing", "users:"]
+    movers = [u for u in state["users"] if u.get("usageLocation") == "US"][:1500]
+    for u in movers:
+        lines += [f"  - upn: {u['userPrincipalName']}", "    usageLocation: CA"]
+    manifest.write_text("\n".join(lines) + "\n")
+    audit = tmp_path / "audit.jsonl"
+    cmd = [sys.executable, "-m", "provisioner", "apply", str(manifest), "--tenant", f"emulator:{path}",
+           "--auto-approve", "--audit-log", str(audit)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (not audit.exists() or audit.read_text().count("\n") < 50):
+            time.sleep(0.01)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+    done = [json.loads(x) for x in audit.read_text().splitlines() if x.strip()]
+    succeeded = {r["user"]["id"] for r in done if r["outcome"] == "succeeded"}
+    assert len(succeeded) >= 50, done[:2]
+    after = LocalTenant(path).state
+    assert all(after.user_by_id[i.lower()].usage_location == "CA" for i in succeeded)
