@@ -223,23 +223,16 @@ class WriteSchedule:
                 del self._open_users[user]
 
     def next_batches(self, now: float, slots: int) -> list[Batch]:
-        """Up to `slots` batches of ready actions; marks them in flight.
+        """Up to `slots` batches of ready actions (one per user, ≤ BATCH_SIZE each); marks them in flight.
 
-        Packing is first-fit decreasing (a user's fragment is never split): longest fragments first, ties in
-        plan order, so batches come out full (≤ ceil(n/20) round trips in practice). Reordering a wave is
-        safe: everything in it is ready now, and nothing across users relies on order inside a batch.
+        Ready actions wait in a pool (users in plan order) and fill the batches in that order, so batches come
+        out full (≤ ceil(n/20) round trips in practice). An action that became final while pooled (a skipped
+        dependent) is dropped when its turn comes: a call costs what it sends, not the pool's size.
         """
         if slots <= 0:
             return []
-        batches: list[Batch] = []
-        for user, frag in list(self._pool.items()):
-            if any(a.id in self.final or a.id in self.in_flight for a in frag):
-                del self._pool[user]
-                self._pool_size -= len(frag)
         # A bounded look-ahead: top the pool up (users in plan order) to LOOKAHEAD actions, or twice what the
-        # free slots take. Sorting every ready fragment on each call would walk every waiting user, O(n²) over
-        # a run; a window this size still lets first-fit-decreasing mix long and short fragments into full
-        # batches.
+        # free slots take; walking every waiting user on each call would be O(n²) over a run.
         wanted = max(2 * slots * BATCH_SIZE, LOOKAHEAD)
         if self._pool_size < wanted:
             for frag in self._fragments(now):
@@ -247,19 +240,21 @@ class WriteSchedule:
                 self._pool_size += len(frag)
                 if self._pool_size >= wanted:
                     break
-        frags = sorted(self._pool.values(), key=lambda f: (-len(f), self.index[f[0].id]))
-        for frag in frags:
-            target = next((b for b in batches if len(b.actions) + len(frag) <= BATCH_SIZE), None)
-            if target is None:
-                if len(batches) == slots:
-                    if all(len(b.actions) == BATCH_SIZE for b in batches):
-                        break  # every slot is full: the rest waits for the next call
-                    continue
-                target = Batch()
-                batches.append(target)
-            target.actions.extend(frag)
-            del self._pool[frag[0].user_id]
-            self._pool_size -= len(frag)
+        batches: list[Batch] = []
+        room = slots * BATCH_SIZE
+        taken: list[str] = []
+        for user, frag in self._pool.items():
+            if room == 0:
+                break
+            taken.append(user)
+            if any(a.id in self.final or a.id in self.in_flight for a in frag):
+                continue  # final meanwhile (skipped): dropped
+            if not batches or len(batches[-1].actions) + len(frag) > BATCH_SIZE:
+                batches.append(Batch())
+            batches[-1].actions.extend(frag)
+            room -= len(frag)
+        for user in taken:
+            self._pool_size -= len(self._pool.pop(user))
         for b in batches:
             b.actions.sort(key=lambda a: self.index[a.id])  # plan order inside the batch (each user's stays)
             for a in b.actions:
