@@ -120,13 +120,19 @@ def test_stale_saved_plan_is_refused_before_any_change(case, tmp_path, capsys):
     state = copy_tenant(tmp_path)
     plan_file = save_plan(tmp_path, state, capsys)
     edit_state(state, change)
+    err = refused_unchanged(plan_file, state, capsys, expected)
+    assert "Run `provision plan --out PLANFILE` again" in err and "Nothing was changed" in err
+
+
+def refused_unchanged(plan_file: Path, state: Path, capsys: pytest.CaptureFixture[str], expected: str) -> str:
+    """`apply PLANFILE` exits 1 naming `expected`, prints nothing on stdout, and leaves the tenant as it was."""
     before = state.read_bytes()
     rc = main(["apply", str(plan_file), "--tenant", f"emulator:{state}"])
     out, err = capsys.readouterr()
-    assert rc == 1 and out == ""
+    assert rc == 1 and out == "" and "Traceback" not in err
     assert expected in err, err
-    assert "Run `provision plan --out PLANFILE` again" in err and "Nothing was changed" in err
     assert state.read_bytes() == before
+    return err
 
 
 def error_scenarios() -> list[Path]:
@@ -276,12 +282,7 @@ def test_an_edited_saved_plan_is_refused_before_any_change(case, tmp_path, capsy
     doc = json.loads(plan_file.read_text())
     edit(doc)
     plan_file.write_text(json.dumps(doc))
-    before = state.read_bytes()
-    rc = main(["apply", str(plan_file), "--tenant", f"emulator:{state}"])
-    out, err = capsys.readouterr()
-    assert rc == 1 and out == "" and "Traceback" not in err
-    assert expected in err, err
-    assert state.read_bytes() == before
+    refused_unchanged(plan_file, state, capsys, expected)
 
 
 def test_a_cut_short_or_mistyped_saved_plan_is_named_as_such(tmp_path, capsys):
