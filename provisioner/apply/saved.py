@@ -22,7 +22,7 @@ def saved_plan_path(paths: Sequence[Path]) -> Path | None:
 
     A saved plan mixed with other paths is an error: apply takes one plan, or manifests, never both.
     """
-    plans = []
+    plans: list[tuple[Path, dict[str, Any]]] = []
     for p in paths:
         if not p.is_file():
             continue
@@ -33,14 +33,17 @@ def saved_plan_path(paths: Sequence[Path]) -> Path | None:
                 hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
             )
         if doc is not None and "formatVersion" in doc:
-            plans.append(p)
-            _PARSED[p] = doc  # load_saved_plan takes it from here: a 10,000-change plan is 14 MB of JSON
+            plans.append((p, doc))
     if plans and len(paths) > 1:
         raise PlanError(
-            f"{plans[0]} is a saved plan; apply takes one saved plan, or manifests, not both",
+            f"{plans[0][0]} is a saved plan; apply takes one saved plan, or manifests, not both",
             hint="Run `provision apply PLANFILE`, or `provision apply MANIFESTS...` to plan afresh.",
         )
-    return plans[0] if plans else None
+    _PARSED.clear()
+    if not plans:
+        return None
+    _PARSED[plans[0][0]] = plans[0][1]  # for load_saved_plan: a 10,000-change plan is 14 MB of JSON
+    return plans[0][0]
 
 
 def load_saved_plan(path: Path) -> Plan:
@@ -89,6 +92,10 @@ def integrity_problems(plan: Plan) -> list[str]:
         unknown = [d for d in a.depends_on if d not in ids]
         if unknown:
             out.append(f"action {a.id}: dependsOn {', '.join(unknown)}, which is no earlier action of the plan")
+        if len(set(a.depends_on)) != len(a.depends_on):
+            out.append(f"action {a.id}: dependsOn names an action twice")
+        if a.type == "setUsageLocation" and not a.usage_location_to:
+            out.append(f"action {a.id}: setUsageLocation to no usage location")
         if plan.user_preconditions and a.user_id not in checked:
             out.append(f"action {a.id}: user {a.upn} has no recorded preconditions, so apply cannot check them")
         if a.type == "assignLicenses" and not (a.add or a.remove):

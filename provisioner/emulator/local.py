@@ -65,17 +65,14 @@ class LocalTenant:
             return 0
         done = 0
         for line in lines:
-            try:
-                kind, user_id, value = json.loads(line)
-            except (ValueError, TypeError):
-                break  # a torn last line: that write was never confirmed
-            user = self.state.user_by_id.get(str(user_id).lower())
-            if user is None:
-                continue
+            op = _journal_op(line, self.state)
+            if op is None:
+                continue  # a torn last line (never confirmed), or not one this emulator wrote: skipped
+            kind, user, value = op
             if kind == "fields":
-                self.state.set_user_fields(user, dict(value))
-            elif kind == "licenses":
-                self.state.set_direct_licenses(user, {str(k): list(v) for k, v in dict(value).items()})
+                self.state.set_user_fields(user, value)
+            else:
+                self.state.set_direct_licenses(user, value)
             done += 1
         if done:
             self.save()
@@ -127,3 +124,24 @@ class LocalTenant:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+_FIELDS = {"usageLocation": (str, type(None)), "displayName": (str, type(None)), "accountEnabled": (bool,)}
+
+
+def _journal_op(line: str, state: TenantState) -> tuple[str, Any, dict[str, Any]] | None:
+    """One journal line as (kind, user, value), or None when it is not a write this emulator journalled."""
+    try:
+        kind, user_id, value = json.loads(line)
+    except (ValueError, TypeError):
+        return None
+    user = state.user_by_id.get(str(user_id).lower()) if isinstance(user_id, str) else None
+    if user is None or not isinstance(value, dict):
+        return None
+    if kind == "fields" and all(k in _FIELDS and isinstance(v, _FIELDS[k]) for k, v in value.items()):
+        return kind, user, value
+    if kind == "licenses" and all(
+        k in state.sku_by_id and isinstance(v, list) and all(isinstance(x, str) for x in v) for k, v in value.items()
+    ):
+        return kind, user, value
+    return None

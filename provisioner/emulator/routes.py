@@ -282,7 +282,7 @@ class Emulator:
         offset = read_skiptoken(token, bind) if token is not None else 0
         groups = self.state.groups if ids is None else [g for g in self.state.groups if g.id.lower() in ids]
         if errors_only:
-            groups = [g for g in groups if self.state.members_with_license_errors(g)]
+            groups = [g for g in groups if self.state.members_with_license_errors(g, first_only=True)]
         page = groups[offset:offset + top]
         out: dict[str, Any] = {"@odata.context": f"{base}/$metadata#groups"
                                + (f"({','.join(props)})" if select else "")}

@@ -333,16 +333,39 @@ class TenantState:
         """When `user` got `sku` directly (lastUpdatedDateTime), or LOADED_AT for state read from a file."""
         return self._stamps.get((user.id, sku, None), LOADED_AT)
 
-    def members_with_license_errors(self, group: Group) -> list[User]:
+    def _group_active_ids(self, sku: str) -> set[str] | None:
+        """The ids of the group-only candidates `group_active` says hold `sku` (None: every one of them), in one
+        pass: the first candidates that hold it not directly, as many as there are seats for groups."""
+        room = self._free_for_groups(sku)
+        if self._group_only.get(sku, 0) <= room:
+            return None
+        out: set[str] = set()
+        for uid in self.candidates.get(sku, ()):
+            if len(out) >= room:
+                break
+            other = self.user_by_id.get(uid.lower())
+            if other is not None and sku not in other.licenses:
+                out.add(uid)
+        return out
+
+    def members_with_license_errors(self, group: Group, first_only: bool = False) -> list[User]:
         """group-list-memberswithlicenseerrors.md: members for whom some license of `group` is in error
-        (CountViolation when seats ran out, or the group's own DependencyViolation...), in member order."""
+        (CountViolation when seats ran out, or the group's own DependencyViolation...), in member order.
+        O(members + candidates); `first_only` stops at the first (is there any?)."""
+        failed = [sku for sku in group.licenses if (group.id, sku) in self.group_errors]
+        active = {sku: self._group_active_ids(sku) for sku in group.licenses if sku not in failed}
         out = []
         for uid in group.members:
             user = self.user_by_id.get(uid.lower())
             if user is None:
                 continue
-            if any((group.id, sku) in self.group_errors or not self.group_active(user, sku) for sku in group.licenses):
+            waiting = any(
+                ids is not None and sku not in user.licenses and uid not in ids for sku, ids in active.items()
+            )
+            if failed or waiting:
                 out.append(user)
+                if first_only:
+                    break
         return out
 
     def inherited_skus(self, user: User) -> set[str]:

@@ -245,18 +245,18 @@ def _entry(
 
 
 def _has_phone_system(user: User, ctx: _Context) -> bool:
-    """Whether some license the user holds (directly, or from a group in a state that counts) has a Phone System
-    service plan (MCOEV and its variants) that every assignment of it leaves enabled."""
+    """Whether some assignment that counts (direct, or from a group not in error) leaves a Phone System service
+    plan enabled (the catalog's: MCOEV and its variants, not the resource account's MCOEV_VIRTUALUSER)."""
     from provisioner.planner.tenant import INACTIVE_STATES
 
-    held = {a.sku_id for a in user.assignments if a.by_group is None or a.state not in INACTIVE_STATES}
-    for sku_id in held:
-        sku = ctx.skus.get(sku_id)
-        if sku is None:
-            continue
-        off = user.disabled_plans_of(sku_id)
-        if any(p.name.upper().startswith("MCOEV") and p.id not in off for p in sku.service_plans):
-            return True
+    for a in user.assignments:
+        if a.by_group is not None and a.state in INACTIVE_STATES:
+            continue  # a group copy in error gives nothing
+        sku = ctx.skus.get(a.sku_id)
+        if sku is not None and any(
+            ctx.catalog.is_phone_system_service_plan(p.name) and p.id not in a.disabled_plans for p in sku.service_plans
+        ):
+            return True  # one assignment that leaves a Phone System plan enabled is enough
     return False
 
 

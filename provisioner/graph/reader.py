@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +31,7 @@ from provisioner.graph.strategy import (
     groups_url,
     holders_filter,
     id_filters,
+    is_guid,
     sku_filters,
     upn_filters,
     users_url,
@@ -69,6 +70,19 @@ def no_gc_pauses() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+async def _all(coros: Iterable[Coroutine[Any, Any, None]]) -> None:
+    """Run `coros` together; on the first error cancel the others (and wait for them) before raising it, so
+    a read that falls back after an error leaves no page chain writing into what it reads next."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 class Reader:
@@ -201,8 +215,8 @@ class Reader:
                 Get("skus", "/subscribedSkus"),
                 Get("count", "/users?$count=true&$top=1&$select=id", dict(EVENTUAL)),
                 # not an advanced query: graph-docs-contrib#9437 (this filter fails with ConsistencyLevel)
-                Get("errgroups", "/groups?$filter=" + encode("hasMembersWithLicenseErrors eq true") + "&$select=id"
-                    "&$top=999", soft=True),
+                Get("errgroups", "/groups?$filter=" + encode("hasMembersWithLicenseErrors eq true")
+                    + "&$select=id,assignedLicenses&$top=999", soft=True),
             ]
         )
         tenant = tenant_from_json(first["org"] or {})
@@ -263,7 +277,7 @@ class Reader:
                                "reading every user instead")
                     await self._scan(users, set(named), managed if complete else frozenset())
             if choice.strategy != "scan":  # a scan reads every holder, waiting ones too (licenseAssignmentStates)
-                await self._waiting_members(users, first["errgroups"])
+                await self._waiting_members(users, first["errgroups"], managed)
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
         partial = choice.strategy == "counted"
         return Observed(
@@ -300,7 +314,7 @@ class Reader:
         # "" counts the holders with no usage location (their pool line has no country)
         try:
             bodies = await self.get_many(lookups + totals + pair_gets(["", *declared]))
-            await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
+            await _all(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups)
             more = sorted({(u.usage_location or "").upper() for u in users.values()} - set(declared) - {""})
             if more and plans:
                 bodies.update(await self.get_many(pair_gets(more)))
@@ -355,10 +369,11 @@ class Reader:
         for g in gets:
             body = bodies[g.key] or {}
             chains.append(self.follow(body, sink, advanced=g.key.startswith("sku")))
-        await asyncio.gather(*chains)
+        await _all(chains)
 
-    async def _waiting_members(self, users: dict[str, User], groups: Any) -> None:
-        """Add the members of groups with license errors (membersWithLicenseErrors) not read yet.
+    async def _waiting_members(self, users: dict[str, User], groups: Any, managed: frozenset[str]) -> None:
+        """Add the members of groups with license errors (membersWithLicenseErrors) not read yet, for the groups
+        that give a managed SKU (a scan would read exactly those members: they hold it, in error).
 
         A member waiting for a seat of every license of a group (CountViolation) has no assignedLicenses, so no
         filter by SKU finds them; yet Graph hands them a freed seat before anyone else, so planning must know
@@ -368,19 +383,31 @@ class Reader:
         if isinstance(groups, GraphError):
             self.t.log(f"groups with license errors not read ({groups.status}): members waiting for seats unknown")
             return
-        ids = sorted({str(g.get("id")) for g in (groups or {}).get("value") or () if g.get("id")})
+        found: list[dict[str, Any]] = []
+
+        def keep(page: list[dict[str, Any]]) -> None:
+            found.extend(g for g in page if isinstance(g, dict))
+
+        await self.follow(groups if isinstance(groups, dict) else {}, keep, advanced=False)
+        ids = sorted({
+            str(g["id"]) for g in found
+            if is_guid(str(g.get("id"))) and any(
+                isinstance(a, dict) and str(a.get("skuId") or "").lower() in managed
+                for a in g.get("assignedLicenses") or ()
+            )
+        })
         if not ids:
             return
         members: set[str] = set()
 
         def sink(page: list[dict[str, Any]]) -> None:
-            members.update(str(d["id"]) for d in page if d.get("id"))
+            members.update(str(d["id"]) for d in page if isinstance(d, dict) and d.get("id"))
 
         gets = [Get(f"g{i}", f"/groups/{gid}/membersWithLicenseErrors?$select=id&$top=999", soft=True)
                 for i, gid in enumerate(ids)]
         bodies = await self.get_many(gets)
         readable = [b for b in bodies.values() if not isinstance(b, GraphError)]
-        await asyncio.gather(*(self.follow(b or {}, sink, advanced=False) for b in readable))
+        await _all(self.follow(b or {}, sink, advanced=False) for b in readable)
         known = {u.id.lower() for u in users.values()}
         missing = sorted(m for m in members if m.lower() not in known)
         if missing:
@@ -438,7 +465,7 @@ class Reader:
             return names
         try:
             bodies = await self.get_many(gets)
-            await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in gets))
+            await _all(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in gets)
         except GraphError as exc:
             if exc.status == 403:
                 # keep status, code, request-id and URL; only the wording changes, so the caller's one-line
@@ -470,5 +497,5 @@ class Reader:
         with no_gc_pauses():
             bodies = await self.get_many(extra + lookups)
             # 15 ids never fill a page, but a nextLink is followed all the same rather than trusted away
-            await asyncio.gather(*(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups))
+            await _all(self.follow(bodies[g.key] or {}, sink, advanced=False) for g in lookups)
         return {g.key: bodies[g.key] for g in extra}, {k: users[k] for k in sorted(users)}

@@ -213,6 +213,13 @@ class UserChange:
         )
 
 
+def _strings(value: Any) -> tuple[str, ...]:
+    """A list of strings from a saved plan; TypeError (a damaged plan) for anything else."""
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise TypeError(f"expected a list of strings, got {type(value).__name__}")
+    return tuple(value)
+
+
 @dataclass(frozen=True)
 class UserPrecondition:
     """What a touched user looked like when the plan was made; apply refuses the plan if it changed.
@@ -250,9 +257,9 @@ class UserPrecondition:
             d["id"],
             d["upn"],
             d.get("usageLocation"),
-            tuple(d.get("directSkuIds", [])),
-            None if disabled is None else tuple(sorted((str(k), tuple(v)) for k, v in dict.items(disabled))),
-            None if inherited is None else tuple(inherited),
+            _strings(d.get("directSkuIds", [])),
+            None if disabled is None else tuple(sorted((str(k), _strings(v)) for k, v in dict.items(disabled))),
+            None if inherited is None else _strings(inherited),
         )
 
 

@@ -266,6 +266,18 @@ TAMPERED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
     "unknown-type": (lambda d: d["actions"][0].update(type="deleteUser"), "unknown type 'deleteUser'"),
     "unknown-dependency": (lambda d: d["actions"][-1].update(dependsOn=["a999"]), "dependsOn a999, which is no earlier"),
     "repeated-id": (lambda d: d["actions"][1].update(id=d["actions"][0]["id"]), "is used twice"),
+    "repeated-dependency": (
+        lambda d: next(a for a in d["actions"] if a["dependsOn"]).update(
+            dependsOn=[next(a for a in d["actions"] if a["dependsOn"])["dependsOn"][0]] * 2),
+        "dependsOn names an action twice",
+    ),
+    "location-to-nothing": (
+        lambda d: next(a for a in d["actions"] if a["type"] == "setUsageLocation")["usageLocation"].update(to=None),
+        "setUsageLocation to no usage location",
+    ),
+    "precondition-not-strings": (
+        lambda d: d["preconditions"]["users"][0].update(inheritedSkuIds=[1]), "a value has the wrong type"
+    ),
     "unchecked-user": (
         lambda d: d["actions"].append({**d["actions"][-1], "id": "a999", "dependsOn": [],
                                        "user": {"id": "ffffffff-0000-4000-8000-000000000000", "upn": "x@contoso.com"}}),

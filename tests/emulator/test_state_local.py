@@ -246,12 +246,17 @@ def test_confirmed_writes_not_saved_yet_survive_a_killed_process(tmp_path: Path,
     # the process dies here (no close): the file is stale, the journal has both writes
     stale = json.loads(path.read_text())
     assert next(u for u in stale["users"] if u["userPrincipalName"] == "sam.new@contoso.com")["usageLocation"] is None
-    with lt.journal_path.open("a") as f:
+    sam_id = lt.state.find_user("sam.new@contoso.com").id  # type: ignore[union-attr]
+    with lt.journal_path.open("a") as f:  # lines no emulator wrote are skipped, not fatal, and not the end
+        f.write(f'["fields", "{sam_id}", 5]\n["licenses", "{sam_id}", {{"not-a-sku": 5}}]\n'
+                f'["fields", "{sam_id}", {{"usageLocation": "ZZZZ", "bogus": 1}}]\n[1, 2]\n'
+                f'["fields", "{sam_id}", {{"displayName": "Sam N."}}]\n')
         f.write('["licenses", "x", {')  # and a torn line, never confirmed, at the end
     again = LocalTenant(path)
-    assert again.replayed == 2 and not again.journal_path.exists()
+    assert again.replayed == 3 and not again.journal_path.exists()
     sam = again.state.find_user("sam.new@contoso.com")
     assert sam is not None and sam.usage_location == "NL" and set(sam.licenses) == {EV, DOM}
+    assert sam.display_name == "Sam N."
     assert LocalTenant(path).replayed == 0  # saved: nothing left to replay
     # a normal close leaves no journal behind
     lt2 = LocalTenant(path)
