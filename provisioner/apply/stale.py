@@ -71,13 +71,15 @@ def _sku_mismatches(plan: Plan, skus: Sequence[Sku], catalog: Catalog | None) ->
                     f"action {a.id} ({a.upn}): SKU {r.sku_id} is {sku.part_number} in the tenant, but the plan "
                     f"calls it {r.part_number}"
                 )
-        for r in a.remove:
-            sku = by_id.get(r.sku_id.lower())
-            if sku is not None and catalog.classify_sku(sku.part_number, [p.name for p in sku.service_plans]) is None:
-                out.append(
-                    f"action {a.id} ({a.upn}): removes {sku.part_number}, a license this tool never manages "
-                    "(only Phone System add-ons, Calling Plans and Communications Credits)"
-                )
+        for verb, refs in (("adds", a.add), ("removes", a.remove)):
+            for r in refs:
+                sku = by_id.get(r.sku_id.lower())
+                if sku is not None and catalog.classify_sku(sku.part_number, [p.name for p in sku.service_plans]) is None:
+                    out.append(
+                        f"action {a.id} ({a.upn}): {verb} {sku.part_number}, a license this tool never manages "
+                        "(only Phone System add-ons, Calling Plans and Communications Credits; a plan made with a "
+                        "catalog override needs the same --catalog)"
+                    )
     return out
 
 

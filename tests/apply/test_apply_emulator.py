@@ -258,6 +258,11 @@ TAMPERED: dict[str, tuple[Callable[[dict[str, Any]], None], str]] = {
             {"skuId": E5, "skuPartNumber": "SPE_E5"}),
         "removes SPE_E5, a license this tool never manages",
     ),
+    "adds-a-suite": (
+        lambda d: next(a for a in d["actions"] if a["user"]["upn"] == "emma.ca@contoso.com")["add"].append(
+            {"skuId": E3, "skuPartNumber": "ENTERPRISEPACK"}),
+        "adds ENTERPRISEPACK, a license this tool never manages",
+    ),
     "sku-id-swapped": (
         lambda d: next(r for a in d["actions"] for r in a.get("add", []) if r["skuPartNumber"] == "MCOEV").update(
             skuId=E3),

@@ -311,3 +311,25 @@ def test_group_members_waiting_for_every_seat_are_read_and_take_a_freed_seat_fir
     assert [(d.code, d.upn) for d in got.diagnostics if d.severity == "error"] == [
         ("insufficient-seats", b["userPrincipalName"])
     ]
+
+
+def test_members_waiting_on_an_unmanaged_license_are_not_read(tmp_path: Path) -> None:
+    # A group of E3 out of seats: its waiting members hold nothing this tool manages, so the filtered read
+    # leaves them out, exactly as a scan does (the snapshot does not depend on the strategy).
+    state = synthetic_state(3000, 5)
+    e3 = "6fd2c87f-b296-42f0-b197-1e91e994b900"
+    bare = [u for u in state["users"] if not u["assignedLicenses"]][:40]
+    assert len(bare) == 40
+    state["groups"].append({"id": "0c0ffee0-0000-4000-8000-000000000e03", "displayName": "E3 only",
+                            "members": [u["id"] for u in bare], "assignedLicenses": [{"skuId": e3, "disabledPlans": []}]})
+    for s in state["subscribedSkus"]:
+        if s["skuId"] == e3:
+            s["prepaidUnits"]["enabled"] = sum(any(x["skuId"] == e3 for x in u["assignedLicenses"]) for u in state["users"])
+    path = tmp_path / "t.json"
+    TenantState.from_dict(state).save(path)
+    local, catalog = LocalTenant(path), load_catalog()
+    with open_app(local.app) as conn:
+        filtered = conn.read([], lambda skus: managed_sku_ids(skus, catalog), strategy="filtered")
+        scanned = conn.read([], lambda skus: managed_sku_ids(skus, catalog), strategy="scan")
+    assert sorted(filtered.users) == sorted(scanned.users)
+    assert not {u["userPrincipalName"].lower() for u in bare} & set(filtered.users)
