@@ -12,11 +12,10 @@ from typing import Protocol
 from provisioner.catalog import Catalog, load_catalog
 from provisioner.model.observed import Sku, TenantInfo, User
 from provisioner.model.plan import Plan, UserPrecondition
-from provisioner.planner.tenant import INACTIVE_STATES
+from provisioner.planner.tenant import holdings
 
 # A subscription in these states still lets Graph assign its seats.
 _ASSIGNABLE = frozenset({"enabled", "warning"})
-_INACTIVE = INACTIVE_STATES  # a group assignment in these states gives the user nothing (as in planning)
 
 
 class StaleReader(Protocol):
@@ -59,22 +58,23 @@ def compare(
 def _sku_mismatches(plan: Plan, skus: Sequence[Sku], catalog: Catalog | None) -> list[str]:
     """What no planner writes, found against the tenant's SKUs (an edited plan), refused before any change:
     a license named by a part number the tenant gives another SKU id (the audit log would name the wrong
-    one), and the removal of a license the tool never manages (a suite such as E5: CONTRACT §2)."""
+    one), and adding or removing a license the tool never manages (a suite such as E5: CONTRACT §2)."""
     catalog = catalog or load_catalog()
     by_id = {s.sku_id.lower(): s for s in skus}
+    unmanaged = {k for k, s in by_id.items() if catalog.classify_sku(s.part_number, [p.name for p in s.service_plans]) is None}
     out = []
     for a in plan.actions:
-        for r in (*a.add, *a.remove):
-            sku = by_id.get(r.sku_id.lower())
-            if sku is not None and sku.part_number.lower() != r.part_number.lower():
-                out.append(
-                    f"action {a.id} ({a.upn}): SKU {r.sku_id} is {sku.part_number} in the tenant, but the plan "
-                    f"calls it {r.part_number}"
-                )
         for verb, refs in (("adds", a.add), ("removes", a.remove)):
             for r in refs:
                 sku = by_id.get(r.sku_id.lower())
-                if sku is not None and catalog.classify_sku(sku.part_number, [p.name for p in sku.service_plans]) is None:
+                if sku is None:
+                    continue  # a SKU gone from the tenant: the seat check names it
+                if sku.part_number.lower() != r.part_number.lower():
+                    out.append(
+                        f"action {a.id} ({a.upn}): SKU {r.sku_id} is {sku.part_number} in the tenant, but the plan "
+                        f"calls it {r.part_number}"
+                    )
+                if sku.sku_id.lower() in unmanaged:
                     out.append(
                         f"action {a.id} ({a.upn}): {verb} {sku.part_number}, a license this tool never manages "
                         "(only Phone System add-ons, Calling Plans and Communications Credits; a plan made with a "
@@ -139,7 +139,7 @@ def _user_changes(
                 )
     if pre.inherited_sku_ids is not None:
         was_inherited = {s.lower() for s in pre.inherited_sku_ids}
-        inherited = {a.sku_id for a in user.assignments if a.by_group is not None and a.state not in _INACTIVE}
+        inherited = set(holdings(user).active)  # through a group assignment that counts, as in planning
         if was_inherited != inherited:
             out.append(
                 f"user {pre.upn}: licenses inherited from groups changed "

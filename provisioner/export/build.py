@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from provisioner.model.observed import Observed, Sku, TenantInfo, User
+from provisioner.planner.tenant import INACTIVE_STATES
 
 if TYPE_CHECKING:
     from provisioner.catalog import Catalog
@@ -247,8 +248,6 @@ def _entry(
 def _has_phone_system(user: User, ctx: _Context) -> bool:
     """Whether some assignment that counts (direct, or from a group not in error) leaves a Phone System service
     plan enabled (the catalog's: MCOEV and its variants, not the resource account's MCOEV_VIRTUALUSER)."""
-    from provisioner.planner.tenant import INACTIVE_STATES
-
     for a in user.assignments:
         if a.by_group is not None and a.state in INACTIVE_STATES:
             continue  # a group copy in error gives nothing

@@ -52,7 +52,7 @@ class Get:
     url: str
     headers: dict[str, str] | None = None
     missing_ok: bool = False  # 404 means "no such object": the answer is None, not an error
-    soft: bool = False  # a refusal (4xx, after retries) is the answer (a GraphError), not raised
+    soft: bool = False  # a refusal (a 4xx other than 429) is the answer (a GraphError), not raised
 
 
 @contextmanager
