@@ -6,12 +6,18 @@ two saves, each write is first appended to a journal beside the file (`.NAME.jou
 goes out, as the real service never loses a write it confirmed: a process killed with `kill -9` leaves its
 confirmed writes in the journal, and the next load replays them (each op is a whole new value, so replaying
 one already saved changes nothing), saves, and empties it.
+
+One process at a time: a tenant is one source of truth, and two processes each holding the file in memory
+would each hand out the same free seat and overwrite the other's writes. A LocalTenant holds a lock on
+`.NAME.lock` beside the file (POSIX only) from load to close; another process waits for it up to
+LOCK_WAIT_S, then is refused with the holder's pid and command.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +31,66 @@ from provisioner.emulator.routes import create_app
 from provisioner.emulator.state import StateError, TenantState
 
 MIN_SAVE_INTERVAL_S = 0.5
+LOCK_WAIT_S = 10.0
+
+try:
+    import fcntl
+except ImportError:  # Windows: no lock (documented in the README's emulator differences)
+    fcntl = None  # type: ignore[assignment]
+
+
+class _ProcessLock:
+    """An exclusive lock between processes on `lock_path`, with who holds it written inside.
+
+    A POSIX record lock (lockf), owned by the process: a process never waits for itself (tests open one file
+    twice to act as two runs, one after the other).
+    """
+
+    def __init__(self, lock_path: Path, state_path: Path, wait_s: float) -> None:
+        self.path = lock_path
+        self._fh: IO[str] | None = None
+        if fcntl is None:
+            return
+        fh = lock_path.open("a+", encoding="utf-8")
+        deadline = time.monotonic() + wait_s
+        told = False
+        while True:
+            try:
+                fcntl.lockf(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                holder = _holder(lock_path)
+                if time.monotonic() >= deadline:
+                    fh.close()
+                    raise StateError(
+                        f"{state_path}: in use by another process ({holder}); one process at a time serves a "
+                        "tenant, as two would hand out the same seats and overwrite each other's writes.",
+                        hint="Wait for it to finish or stop it; while `provision emulator serve` serves this "
+                        "file, use its URL with --graph-url instead of --tenant emulator:PATH.",
+                    ) from None
+                if not told:
+                    print(f"waiting for {state_path}: in use by another process ({holder})", file=sys.stderr,
+                          flush=True)
+                    told = True
+                time.sleep(0.05)
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()}: {' '.join(sys.argv) or sys.executable}\n")
+        fh.flush()
+        self._fh = fh
+
+    def release(self) -> None:
+        if self._fh is not None:
+            self._fh.close()  # closing drops the lock; the file stays (removing it would race a waiter)
+            self._fh = None
+
+
+def _holder(lock_path: Path) -> str:
+    try:
+        text = lock_path.read_text(encoding="utf-8").strip()
+    except OSError:
+        text = ""
+    return text or "pid unknown"
 
 
 class LocalTenant:
@@ -35,13 +101,22 @@ class LocalTenant:
     the time); `flush()` / `close()` save whatever is pending.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, faults: FaultConfig | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, faults: FaultConfig | None = None,
+                 lock_wait_s: float = LOCK_WAIT_S) -> None:
         self.path = Path(path)
+        if not self.path.parent.is_dir():
+            raise StateError(f"{self.path}: folder {self.path.parent} does not exist.",
+                             hint="Create the folder, or give another PATH for the emulator state file.")
+        self._lock = _ProcessLock(self.path.with_name(f".{self.path.name}.lock"), self.path, lock_wait_s)
+        try:
+            self._load(faults)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _load(self, faults: FaultConfig | None) -> None:
         self.created = not self.path.exists()
         if self.created:
-            if not self.path.parent.is_dir():
-                raise StateError(f"{self.path}: folder {self.path.parent} does not exist.",
-                                 hint="Create the folder, or give another PATH for the emulator state file.")
             self.state = TenantState.from_dict(demo_state())
             self.state.save(self.path)
         else:
@@ -113,10 +188,13 @@ class LocalTenant:
             self.save()
 
     def close(self) -> None:
-        self.flush()
-        if self._journal is not None:
-            self._journal.close()
-            self._journal = None
+        try:
+            self.flush()
+        finally:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
+            self._lock.release()
 
     def __enter__(self) -> LocalTenant:
         return self

@@ -262,7 +262,63 @@ def test_confirmed_writes_not_saved_yet_survive_a_killed_process(tmp_path: Path,
     lt2 = LocalTenant(path)
     Client(lt2.app).patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": "FR"})
     lt2.close()
-    assert not lt2.journal_path.exists() and [p.name for p in tmp_path.iterdir()] == ["tenant.json"]
+    # a normal close leaves no journal behind (the lock file stays: removing it would race a waiting process)
+    assert not lt2.journal_path.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tenant.json.lock", "tenant.json"]
+
+
+_HOLDER = """
+import sys, time
+from provisioner.emulator.local import LocalTenant
+lt = LocalTenant(sys.argv[1])
+print("ready", flush=True)
+time.sleep(float(sys.argv[2]))
+lt.close()
+"""
+
+
+def _hold(path: Path, seconds: float) -> subprocess.Popen[str]:
+    proc = subprocess.Popen([sys.executable, "-c", _HOLDER, str(path), str(seconds)], stdout=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX only")
+def test_one_process_at_a_time_serves_a_state_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Two processes each holding the tenant in memory would hand out the same free seat twice and overwrite
+    # each other's writes: the second waits, then is refused naming the holder.
+    path = tmp_path / "tenant.json"
+    TenantState.from_dict(demo_state()).save(path)
+    holder = _hold(path, 30)
+    try:
+        start = time.monotonic()
+        with pytest.raises(StateError) as e:
+            LocalTenant(path, lock_wait_s=0.5)
+        assert time.monotonic() - start >= 0.5
+        assert f"pid {holder.pid}" in str(e.value) and str(path) in str(e.value)
+        assert "--graph-url" in (e.value.hint or "")
+        assert f"waiting for {path}" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    # a killed holder's lock is gone with it
+    with LocalTenant(path, lock_wait_s=0) as lt:
+        assert lt.state.users
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the lock is POSIX only")
+def test_a_waiting_process_goes_on_once_the_holder_is_done(tmp_path: Path) -> None:
+    path = tmp_path / "tenant.json"
+    holder = _hold(path, 1.0)  # creates the demo tenant, holds it a second, saves and closes
+    try:
+        start = time.monotonic()
+        with LocalTenant(path, lock_wait_s=30) as lt:
+            assert time.monotonic() - start >= 0.5  # it waited for the holder
+            assert not lt.created and lt.state.users
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
 
 
 @pytest.mark.slow
