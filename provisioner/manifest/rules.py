@@ -40,6 +40,11 @@ def plan_problem(name: str, plan: str, catalog: Catalog) -> tuple[str, str] | No
             else "name a Calling Plan part number the catalog knows (`provision catalog`), or add it to a catalog "
             "override's partNumbers"
         )
+        if not near and part.upper() not in {a.upper() for a in (*catalog.phone_system_addons,
+                                                                  *catalog.communications_credits)}:
+            hint += (". A bundle or suite that includes Phone System (MCOTEAMS_ESSENTIALS, Business Voice) is "
+                     "never a `sku:`: declare the plan it gives (`callingPlan: domestic`) and assign the bundle "
+                     "yourself; plans count it")
         if not part:
             return f"{name} '{plan}' names no SKU", f"write {SKU_PREFIX}<skuPartNumber>, e.g. {SKU_PREFIX}MCOPSTN1"
         return f"{name} '{plan}' is not a Calling Plan SKU the catalog knows", hint

@@ -44,6 +44,38 @@ def sku_missing(part: str, what: str) -> str:
     )
 
 
+def phone_system_missing(addon: str, including: list[str]) -> str:
+    have = (
+        f" A user who holds a license that includes Phone System ({', '.join(including)} in this tenant) needs "
+        "no add-on: assign it to the user (this tool never assigns suites or bundles)."
+        if including else ""
+    )
+    return (
+        f"the user needs Phone System and holds no license that includes it, and the tenant has no {addon} "
+        f"subscription (the add-on policy.phoneSystemSku names). Buy it in the Microsoft 365 admin center > "
+        f"Billing > Purchase services, or set policy.phoneSystemSku to the Phone System add-on the tenant has.{have}"
+    )
+
+
+def sku_missing_bundle_only(part: str, what: str, bundles: list[str]) -> str:
+    names = " and ".join(bundles)
+    return (
+        f"the tenant has no {part} subscription ({what}); its {names} includes that Calling Plan with Phone "
+        "System, but this tool never assigns bundles (it would also have to remove them). Assign "
+        f"{bundles[0]} to the user in the Microsoft 365 admin center or through a group: the plan then counts it "
+        f"as the user's Calling Plan. Or {BUY}."
+    )
+
+
+def sku_missing_bundle_off(part: str, what: str, bundles: list[str]) -> str:
+    return (
+        f"the tenant has no {part} subscription ({what}), and the user's {' and '.join(bundles)}, which includes "
+        "that Calling Plan, does not give it: its Calling Plan service plan is switched off (disabledPlans) or the "
+        "group assignment is in error. Turn it on for the user in the Microsoft 365 admin center (or fix the "
+        f"group's license error); or {BUY}."
+    )
+
+
 def not_a_calling_plan(part: str, kind: str | None) -> str:
     what = {"phoneSystem": "a Phone System add-on", "credits": "Communications Credits"}.get(
         kind or "", "a suite or bundle"

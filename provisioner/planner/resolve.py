@@ -170,7 +170,7 @@ class Resolver:
                 cp_resolved = True
                 gives = frozenset(p.id for p in target_cp.sku.service_plans) & view.calling_plan_service_plans
                 suite = next((k for k in sorted(bundled, key=view.part) if bundled[k] & gives), None)
-                if suite is not None and target_cp.sku_id not in held:
+                if suite is not None and (target_cp.sku_id not in held or target_cp.kind is None):
                     # a suite or bundle the user holds already includes this Calling Plan: nothing to buy
                     t.notes.append(f"Calling Plan {du.calling_plan} ({country}) from {view.part(suite)}")
                 elif target_cp.sku_id not in held:
@@ -201,9 +201,9 @@ class Resolver:
             if not view.gives_phone_system(user, after | h.active, frozenset(t.add)):
                 addon = view.first_of_parts([self.policy.phone_system_sku], held)
                 if addon is None:
-                    self._missing(
-                        self.policy.phone_system_sku, "Phone System (policy.phoneSystemSku)", user, src
-                    )
+                    self._diag("error", "sku-not-in-tenant", msg.phone_system_missing(
+                        self.policy.phone_system_sku, sorted(view.part(k) for k in view.phone_system_skus)),
+                        user.upn, src)
                 else:
                     t.add.add(addon.sku_id)
                     if addon.sku_id not in held:
@@ -284,8 +284,23 @@ class Resolver:
             return None
         found = view.pick(view.offer_candidates(offer, country), held)
         if found is None:
+            # No standalone SKU in the tenant: a bundle the user holds that includes this plan satisfies it
+            # (returned as the target: held, so nothing is added; unmanaged, so never removed).
+            bundles = view.bundled_calling_plans(user) if view.bundles_with_calling_plan else {}
+            mine = view.bundles_giving(offer, bundles)
+            if mine:
+                return mine[0]
             wanted = "/".join(offer.part_numbers) or "/".join(offer.service_plan_names) or offer.display_name
-            self._missing(wanted, f"{offer.display_name} for {country}", user, src)
+            what = f"{offer.display_name} for {country}"
+            tenant_bundles = view.bundles_giving(offer, view.bundles_with_calling_plan)
+            off = [b.part for b in tenant_bundles if b.sku_id in held]  # held, but its Calling Plan is not on
+            if off:
+                text = msg.sku_missing_bundle_off(wanted, what, off)
+            elif tenant_bundles:
+                text = msg.sku_missing_bundle_only(wanted, what, [b.part for b in tenant_bundles])
+            else:
+                text = msg.sku_missing(wanted, what)
+            self._diag("error", "sku-not-in-tenant", text, user.upn, src)
             return None
         return found
 

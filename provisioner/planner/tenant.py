@@ -4,6 +4,7 @@ tenant SKU provides a Calling Plan offer in a country. Pure; built once per `pla
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -119,9 +120,14 @@ class TenantView:
         self.credits: frozenset[str] = frozenset(k for k, v in self.skus.items() if v.kind == CREDITS)
         # Calling Plan service plans (of the Calling Plan SKUs), and the suites or bundles the tool never manages
         # that carry one (MCOTEAMS_ESSENTIALS, Business Voice: a Calling Plan with Phone System).
-        self.calling_plan_service_plans: frozenset[str] = frozenset(
-            p.id for k in self.calling_plans for p in self.skus[k].sku.service_plans
-        ) - frozenset(p for k in self.calling_plans for p in self.skus[k].phone_system_plans)
+        # A service plan is a Calling Plan's when a Calling Plan SKU of the tenant carries it, or when the catalog
+        # names it as a Calling Plan (MCOPSTN1 is both the Domestic plan's part number and its service plan): so a
+        # tenant with a bundle and no standalone Calling Plan SKU still knows what the bundle gives.
+        known = catalog.all_calling_plan_part_numbers() | catalog.all_calling_plan_service_plans()
+        self.calling_plan_service_plans: frozenset[str] = (
+            frozenset(p.id for k in self.calling_plans for p in self.skus[k].sku.service_plans)
+            | frozenset(p.id for v in self.skus.values() for p in v.sku.service_plans if p.name.upper() in known)
+        ) - frozenset(p for v in self.skus.values() for p in v.phone_system_plans)
         self.bundles_with_calling_plan: frozenset[str] = frozenset(
             k for k, v in self.skus.items()
             if v.kind is None and any(p.id in self.calling_plan_service_plans for p in v.sku.service_plans)
@@ -262,6 +268,21 @@ class TenantView:
             if enabled:
                 out[a.sku_id] = out.get(a.sku_id, frozenset()) | enabled
         return out
+
+    def bundles_giving(self, offer: Offer, sku_ids: Iterable[str]) -> list[SkuInfo]:
+        """Of `sku_ids`, the unmanaged bundles or suites that carry `offer`'s Calling Plan service plan (named
+        like one of its part numbers or service plans: MCOTEAMS_ESSENTIALS carries MCOPSTN1), by part number."""
+        names = {n.upper() for n in (*offer.part_numbers, *offer.service_plan_names)}
+        found = [
+            self.skus[k]
+            for k in sku_ids
+            if k in self.bundles_with_calling_plan
+            and any(
+                p.id in self.calling_plan_service_plans and p.name.upper() in names
+                for p in self.skus[k].sku.service_plans
+            )
+        ]
+        return sorted(found, key=lambda i: (i.part, i.sku_id))
 
     # -- resolving SKUs ------------------------------------------------------------------------------
 

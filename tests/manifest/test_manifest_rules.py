@@ -147,6 +147,12 @@ def test_sku_plan_unknown_part_number_with_did_you_mean(tmp_path: Path) -> None:
     ]
 
 
+def test_a_bundle_named_as_sku_says_to_declare_the_plan_it_gives(tmp_path: Path) -> None:
+    f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n    callingPlan: sku:MCOTEAMS_ESSENTIALS\n")
+    message = only_problem(f)
+    assert "never a `sku:`: declare the plan it gives (`callingPlan: domestic`)" in message
+
+
 def test_plan_not_sold_in_the_users_country_names_where_it_is_sold(tmp_path: Path) -> None:
     f = write(tmp_path, "m.yaml", "users:\n  - upn: a@contoso.com\n    usageLocation: PR\n    callingPlan: domestic-120\n")
     assert only_problem(f) == (

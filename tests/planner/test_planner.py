@@ -576,6 +576,53 @@ def test_a_bundle_that_includes_the_declared_calling_plan_satisfies_it() -> None
                                 ("warning", "calling-plan-in-suite", "ruth")]
 
 
+def _bundle_only(holders: list[str], others: list[str], group_holders: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A tenant whose only voice licenses are MCOTEAMS_ESSENTIALS bundles: no standalone Phone System or Calling
+    Plan SKU (what many small US tenants buy)."""
+    state = _with_bundle(tenant_state({E3: 50}, [(u, "US", (E3,)) for u in [*holders, *others, *group_holders]]),
+                         holders)
+    if group_holders:
+        state["groups"].append({"id": demo.stable_id("group", "voice"), "displayName": "voice",
+                                "members": [demo.stable_id("user", f"{m}@contoso.com") for m in group_holders],
+                                "assignedLicenses": [{"skuId": ESSENTIALS, "disabledPlans": []}]})
+    return state
+
+
+def test_in_a_bundle_only_tenant_a_user_holding_the_bundle_has_the_declared_plan() -> None:
+    # It used to be an error (sku-not-in-tenant: "no MCOPSTN1 subscription") for users who had exactly what the
+    # manifest declares, and the error blocked the whole plan.
+    state = _bundle_only(["kim"], [], group_holders=("gus",))
+    p = run(state, [{"upn": "kim@contoso.com", "loc": "US", "cp": "domestic"},
+                    {"upn": "gus@contoso.com", "loc": "US", "cp": "domestic", "ps": True}])
+    assert steps(p) == [] and codes(p) == [] and not p.has_errors
+
+
+def test_in_a_bundle_only_tenant_the_errors_point_to_the_bundle() -> None:
+    state = _with_bundle_disabled(_bundle_only(["kim"], ["ben"]), "off")
+    state["users"].append({**state["users"][1], "id": demo.stable_id("user", "off@contoso.com"),
+                           "userPrincipalName": "off@contoso.com", "assignedLicenses": [
+                               {"skuId": demo.E3, "disabledPlans": []},
+                               {"skuId": ESSENTIALS, "disabledPlans": [demo.PLANS["MCOPSTN1"]]}]})
+    p = run(state, [{"upn": "ben@contoso.com", "loc": "US", "cp": "domestic"},
+                    {"upn": "kim@contoso.com", "loc": "US", "cp": "international"},
+                    {"upn": "off@contoso.com", "loc": "US", "cp": "domestic"}])
+    assert steps(p) == []
+    assert sorted(codes(p)) == [("error", "sku-not-in-tenant", "ben"), ("error", "sku-not-in-tenant", "ben"),
+                                ("error", "sku-not-in-tenant", "kim"), ("error", "sku-not-in-tenant", "off")]
+    ben = sorted(d.message for d in p.diagnostics if d.upn == "ben@contoso.com")
+    # no standalone Domestic plan: the bundle is named as the way to give it (the tool never assigns bundles)
+    assert "its MCOTEAMS_ESSENTIALS includes that Calling Plan" in ben[0] and "Assign MCOTEAMS_ESSENTIALS" in ben[0]
+    # nor a Phone System add-on: the licenses that include Phone System are named, not `callingPlan: sku:`
+    assert "needs Phone System" in ben[1] and "(MCOTEAMS_ESSENTIALS in this tenant)" in ben[1]
+    assert "sku:" not in ben[1]
+    # the bundle gives Domestic, not International: kim's plan is missing, and the bundle is not offered for it
+    kim = next(d.message for d in p.diagnostics if d.upn == "kim@contoso.com" and d.severity == "error")
+    assert "MCOPSTN2" in kim and "MCOTEAMS_ESSENTIALS" not in kim
+    # off holds the bundle with its Calling Plan switched off: it gives no Calling Plan, and the error says so
+    off = next(d.message for d in p.diagnostics if d.upn == "off@contoso.com")
+    assert "MCOPSTN1" in off and "user's MCOTEAMS_ESSENTIALS" in off and "switched off" in off
+
+
 def _with_bundle_disabled(state: dict[str, Any], holder: str) -> dict[str, Any]:
     for u in state["users"]:
         if u["userPrincipalName"].split("@")[0] == holder:  # the bundle with both its plans switched off
