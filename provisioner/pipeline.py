@@ -56,7 +56,31 @@ def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:
     )
 
 
-def make_plan(conn: Any, desired: Desired, observed: Observed, catalog: Any) -> Plan:
+def catalog_file(desired: Desired, catalog_override: str | Path | None) -> Path | None:
+    """The catalog override a plan is made with (--catalog, else a manifest's `catalog:`), or None (built-in)."""
+    if catalog_override is not None:
+        return Path(catalog_override)
+    return Path(desired.catalog_path) if desired.catalog_path else None
+
+
+def catalog_stamp(path: Path) -> dict[str, str]:
+    """How a saved plan records its catalog override, so that `apply PLANFILE` judges managed licenses by the
+    same file: its path (relative to the working folder when inside it) and the sha256 of its bytes."""
+    import hashlib
+    import os
+
+    resolved = path.resolve()
+    try:
+        shown = os.path.relpath(resolved)
+    except ValueError:  # another drive (Windows)
+        shown = str(resolved)
+    if shown.startswith(".."):
+        shown = str(resolved)
+    return {"path": shown, "sha256": hashlib.sha256(resolved.read_bytes()).hexdigest()}
+
+
+def make_plan(conn: Any, desired: Desired, observed: Observed, catalog: Any, *,
+              catalog_path: Path | None = None) -> Plan:
     """Plan, with the cyclic garbage collector out of the way.
 
     The snapshot lives until exit: move it out of the collector's sight, and pause the collector while
@@ -69,9 +93,14 @@ def make_plan(conn: Any, desired: Desired, observed: Observed, catalog: Any) -> 
     gc.freeze()  # no collection first: loader and reader build no cycles, and a full pass over 100k users costs 0.2 s
     gc.disable()
     try:
-        return plan(desired, observed, catalog, group_names=groups)
+        result = plan(desired, observed, catalog, group_names=groups)
     finally:
         gc.enable()
+    if catalog_path is not None:
+        import dataclasses
+
+        result = dataclasses.replace(result, extra={**result.extra, "catalog": catalog_stamp(catalog_path)})
+    return result
 
 
 def group_names(conn: Any, observed: Observed) -> dict[str, str]:

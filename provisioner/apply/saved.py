@@ -132,3 +132,40 @@ def _json_object(path: Path) -> dict[str, Any] | None:
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
+
+
+def plan_catalog(plan: Plan, override: Path | None) -> Any:
+    """The catalog `apply PLANFILE` judges managed licenses by: the override the plan was made with (recorded
+    in it as `catalog: {path, sha256}`), `--catalog` when given, else the built-in one. A recorded file that is
+    missing, changed, or another than `--catalog` is refused before any change: the plan's idea of which
+    licenses the tool manages would not be the one checked."""
+    import hashlib
+
+    from provisioner.catalog import load_catalog
+
+    rec = plan.extra.get("catalog")
+    if rec is not None and not (
+        isinstance(rec, dict) and isinstance(rec.get("path"), str) and isinstance(rec.get("sha256"), str)
+    ):
+        raise PlanError("the saved plan's `catalog` is damaged (it records {path, sha256} of a catalog override)",
+                        hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.")
+    if rec is None:
+        return load_catalog(override) if override is not None else None
+    path = override if override is not None else Path(rec["path"])
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        raise PlanError(
+            f"the plan was made with the catalog override {rec['path']}, which is not here ({path.absolute()})",
+            hint="Nothing was changed. Run apply from the folder the plan was made in, or pass "
+            "--catalog PATH to that file.",
+        ) from None
+    if digest != rec["sha256"]:
+        made = f"the catalog override the plan was made with ({rec['path']}, sha256 {rec['sha256'][:12]}…)"
+        raise PlanError(
+            f"--catalog {override} is not {made}" if override is not None
+            else f"{made} changed since: its sha256 is now {digest[:12]}…",
+            hint="Nothing was changed. Plan again with the catalog you mean (`provision plan ... --out PLANFILE`), "
+            "or pass --catalog with the file the plan was made with.",
+        )
+    return load_catalog(path)

@@ -18,7 +18,7 @@ def plan_from_manifests(
     paths: Sequence[Path], conn: Any, catalog_override: Path | None = None, *, quiet: bool = False
 ) -> Plan:
     """Load the manifests, read the users they name (and every holder of a managed SKU), and plan."""
-    from provisioner.pipeline import load_inputs, make_plan, read_tenant
+    from provisioner.pipeline import catalog_file, load_inputs, make_plan, read_tenant
 
     desired, catalog = load_inputs(paths, catalog_override)
     observed = read_tenant(conn, desired, catalog)
@@ -28,7 +28,7 @@ def plan_from_manifests(
             f"{observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
             file=sys.stderr,
         )
-    return make_plan(conn, desired, observed, catalog)
+    return make_plan(conn, desired, observed, catalog, catalog_path=catalog_file(desired, catalog_override))
 
 
 def _n(count: int, noun: str) -> str:

@@ -77,8 +77,8 @@ def _sku_mismatches(plan: Plan, skus: Sequence[Sku], catalog: Catalog | None) ->
                 if sku.sku_id.lower() in unmanaged:
                     out.append(
                         f"action {a.id} ({a.upn}): {verb} {sku.part_number}, a license this tool never manages "
-                        "(only Phone System add-ons, Calling Plans and Communications Credits; a plan made with a "
-                        "catalog override needs the same --catalog)"
+                        "(only Phone System add-ons, Calling Plans and Communications Credits, by the catalog the plan "
+                        "was made with)"
                     )
     return out
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioner.apply import AuditLog, check_stale, execute, guard, make_progress
 from provisioner.apply.report import render_json, render_text
-from provisioner.apply.saved import load_saved_plan, saved_plan_path
+from provisioner.apply.saved import load_saved_plan, plan_catalog, saved_plan_path
 from provisioner.cli import use_colour
 from provisioner.errors import PlanError, StalePlanError
 from provisioner.model.plan import Plan
@@ -38,15 +38,15 @@ def run(
 ) -> int:
     plan_file = saved_plan_path(paths)
     saved = load_saved_plan(plan_file) if plan_file else None
+    saved_catalog = None
     if saved is not None:
         guard(saved, allow_removals)  # refuse before touching the tenant at all
+        saved_catalog = plan_catalog(saved, catalog)
     audit_cm: AbstractContextManager[AuditLog | None] = AuditLog(audit_log) if audit_log else nullcontext()
     with audit_cm as audit, _connect(tenant, graph_url, auth, debug) as conn:
         if saved is not None:
             plan = saved
-            from provisioner.catalog import load_catalog
-
-            changes = check_stale(plan, conn, load_catalog(catalog) if catalog is not None else None)
+            changes = check_stale(plan, conn, saved_catalog)
             if changes:
                 raise StalePlanError(changes)
         else:

@@ -28,7 +28,7 @@ def run(
     catalog: Path | None,
     debug: bool,
 ) -> int:
-    from provisioner.pipeline import load_inputs, make_plan, read_tenant
+    from provisioner.pipeline import catalog_file, load_inputs, make_plan, read_tenant
     from provisioner.render import render, render_json
 
     if not tenant and not graph_url:  # a loopback --graph-url (a served emulator) needs no tenant, as in apply
@@ -56,7 +56,7 @@ def run(
             f"read tenant {observed.tenant.display_name}: {len(observed.users)} users, {len(observed.skus)} SKUs",
             file=sys.stderr,
         )
-        result = make_plan(conn, desired, observed, cat)
+        result = make_plan(conn, desired, observed, cat, catalog_path=catalog_file(desired, catalog))
     text = render(result, format, color=format == "text" and use_colour(sys.stdout))
     sys.stdout.write(text)
     sys.stdout.flush()

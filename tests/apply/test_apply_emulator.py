@@ -318,3 +318,68 @@ def test_a_cut_short_or_mistyped_saved_plan_is_named_as_such(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "damaged or incomplete (a value has the wrong type)" in err and "indices" not in err, err
     assert state.read_bytes() == before
+
+
+MX_SKU = "5f0c6c1e-1c3a-4d6e-9a53-6a0f1f2b8c11"  # a Mexico Domestic plan: its part number is not in the catalog
+
+
+def _mexico(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """The demo tenant plus a Mexico Domestic SKU that only a catalog override names; a manifest that names the
+    override (`catalog:`) and gives one user that plan. Works in tmp_path (plans record the override's path
+    relative to the working folder)."""
+    monkeypatch.chdir(tmp_path)
+    state = copy_tenant(tmp_path)
+    edit_state(state, lambda d: d["subscribedSkus"].append({
+        "skuId": MX_SKU, "skuPartNumber": "MCOPSTN_MX", "capabilityStatus": "Enabled",
+        "prepaidUnits": {"enabled": 5, "suspended": 0, "warning": 0, "lockedOut": 0},
+        "servicePlans": [{"servicePlanId": "0a0b0c0d-0000-4000-8000-000000000001", "servicePlanName": "MCOPSTN_MX"}],
+    }))
+    catalog = tmp_path / "mx.yaml"
+    catalog.write_text("plans:\n  domestic:\n    - zone: mexico\n      partNumbers: [MCOPSTN_MX]\n")
+    manifest = tmp_path / "mx-users.yaml"
+    manifest.write_text("apiVersion: provisioner/v1\nkind: TeamsVoiceLicensing\ncatalog: mx.yaml\nusers:\n"
+                        "  - upn: kim.us@contoso.com\n    usageLocation: MX\n    callingPlan: domestic\n")
+    return state, catalog, manifest
+
+
+def test_a_saved_plan_is_applied_with_the_catalog_override_it_was_made_with(tmp_path, capsys, monkeypatch):
+    # The plan records the override (path and sha256), so `apply PLANFILE` judges managed licenses by the same
+    # catalog: without it, MCOPSTN_MX read as "a license this tool never manages" and the plan was refused.
+    state, _catalog, manifest = _mexico(tmp_path, monkeypatch)
+    assert main(["plan", str(manifest), "--tenant", f"emulator:{state}", "--out", "plan.json"]) == 0
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    assert doc["catalog"]["path"] == "mx.yaml" and len(doc["catalog"]["sha256"]) == 64
+    assert any(r["skuPartNumber"] == "MCOPSTN_MX" for a in doc["actions"] for r in a.get("add", []))
+    capsys.readouterr()
+    assert main(["apply", "plan.json", "--tenant", f"emulator:{state}"]) == 0, capsys.readouterr().err
+    kim = user_named(json.loads(state.read_text()), "kim.us@contoso.com")
+    assert kim["usageLocation"] == "MX" and MX_SKU in {x["skuId"] for x in kim["assignedLicenses"]}
+
+
+def test_a_saved_plan_whose_catalog_override_changed_or_is_missing_is_refused(tmp_path, capsys, monkeypatch):
+    state, catalog, manifest = _mexico(tmp_path, monkeypatch)
+    assert main(["plan", str(manifest), "--tenant", f"emulator:{state}", "--out", "plan.json"]) == 0
+    plan_file = tmp_path / "plan.json"
+    capsys.readouterr()
+    original = catalog.read_text()
+    catalog.write_text(original + "# edited after planning\n")
+    err = refused_unchanged(plan_file, state, capsys, "the catalog override the plan was made with (mx.yaml, "
+                                                      "sha256 ")
+    assert "changed since: its sha256 is now " in err
+    assert "pass --catalog with the file the plan was made with" in err
+    # another file given with --catalog: refused too
+    other = tmp_path / "other.yaml"
+    other.write_text(original + "# another file\n")
+    before = state.read_bytes()
+    assert main(["apply", str(plan_file), "--tenant", f"emulator:{state}", "--catalog", str(other)]) == 1
+    assert f"--catalog {other} is not the catalog override the plan was made with" in capsys.readouterr().err
+    # run from another folder: the recorded relative path is not there; --catalog with the same bytes works
+    catalog.write_text(original)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["apply", str(plan_file), "--tenant", f"emulator:{state}"]) == 1
+    err = capsys.readouterr().err
+    assert "the plan was made with the catalog override mx.yaml, which is not here" in err and "--catalog" in err
+    assert state.read_bytes() == before
+    assert main(["apply", str(plan_file), "--tenant", f"emulator:{state}", "--catalog", str(catalog)]) == 0
