@@ -84,6 +84,9 @@ class _ProcessLock:
             self._fh.close()  # closing drops the lock; the file stays (removing it would race a waiter)
             self._fh = None
 
+    def __del__(self) -> None:  # a LocalTenant dropped without close() (tests): no lock, no open file left
+        self.release()
+
 
 def _holder(lock_path: Path) -> str:
     try:
