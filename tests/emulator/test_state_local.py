@@ -302,6 +302,7 @@ def test_one_process_at_a_time_serves_a_state_file(tmp_path: Path, capsys: pytes
     finally:
         holder.kill()
         holder.wait(timeout=10)
+        holder.stdout.close()  # type: ignore[union-attr]
     # a killed holder's lock is gone with it
     with LocalTenant(path, lock_wait_s=0) as lt:
         assert lt.state.users
@@ -319,6 +320,7 @@ def test_a_waiting_process_goes_on_once_the_holder_is_done(tmp_path: Path) -> No
     finally:
         holder.kill()
         holder.wait(timeout=10)
+        holder.stdout.close()  # type: ignore[union-attr]
 
 
 @pytest.mark.slow
