@@ -1,7 +1,17 @@
 """The emulated tenant's data: load/save of the state file, group inheritance and derived seat counts.
 
 In-memory and file I/O only (no HTTP). Invariant: `consumedUnits` is never stored; it is derived from
-direct assignments plus group assignments that fit in the SKU's enabled seats (the rest are CountViolation).
+direct assignments plus the group assignments that are Active.
+
+Group licenses are processed once, when the state is loaded (as Entra processes a group when it is licensed
+or its members change, in the background): in group order, then member order, a member gets every license of
+the group if there is a seat for each one it does not hold yet, else none of them, all in Error
+(CountViolation) — "If Microsoft Entra ID can't assign one of the products ... it won't assign the other
+licenses in the group either" (entra-docs licensing-groups-resolve-problems.md). Later direct changes never
+move group seats: a seat freed by removing a direct assignment is free, and members waiting in CountViolation
+stay so until the group is reprocessed ("if you free up some licenses by removing direct license assignments
+from users, you need to trigger the processing of groups that previously failed", same page), which here is
+the next load of the state file.
 """
 
 from __future__ import annotations
@@ -85,11 +95,7 @@ class TenantState:
         self.sku_by_id = {s.sku_id: s for s in self.skus}
         self.user_by_id = {u.id.lower(): u for u in self.users}
         self.user_by_upn = {u.upn.lower(): u for u in self.users}
-        # group candidates per SKU, in a deterministic order (group order, then member order): who gets the
-        # enabled seats left after direct assignments, and who is in CountViolation
-        self.candidates: dict[str, list[str]] = {}
         self.groups_of: dict[str, list[Group]] = {}
-        cand_sets: dict[str, set[str]] = {}
         self.pos = {u.id: i for i, u in enumerate(self.users)}  # list order: the paging order
         # (group id, skuId) a group cannot grant: "both the prerequisite and add-on service plans [must] be
         # present in the same group" (entra-docs licensing-groups-resolve-problems.md), so a group giving a
@@ -104,24 +110,31 @@ class TenantState:
                     names = {p["servicePlanName"] for p in sku_by_id[sku_id].plans} if sku_id in sku_by_id else set()
                     if lacks_phone_system(names):
                         self.group_errors[(g.id, sku_id)] = "DependencyViolation"
+        self._direct: dict[str, int] = {}
+        for u in self.users:
+            for sku in u.licenses:
+                self._direct[sku] = self._direct.get(sku, 0) + 1
+        # The processing (see the module docstring): who got each SKU from a group, and which members a group
+        # failed (all its licenses in Error). `_granted_only` counts, per SKU, the granted members not holding
+        # it directly: their seats, on top of the direct ones.
+        self.granted: dict[str, set[str]] = {}
+        self.group_failed: set[tuple[str, str]] = set()  # (group id, user id)
+        self._granted_only: dict[str, int] = {}
         for g in self.groups:
             # Graph licenses only first-level user members; an id that names no user holds no seat.
             g.members = [m for m in g.members if m in self.pos]
+            skus = [sku for sku in g.licenses if (g.id, sku) not in self.group_errors]
             for uid in g.members:
                 self.groups_of.setdefault(uid, []).append(g)
-                for sku in g.licenses:
-                    if (g.id, sku) in self.group_errors:
-                        continue
-                    seen = cand_sets.setdefault(sku, set())
-                    if uid not in seen:
-                        seen.add(uid)
-                        self.candidates.setdefault(sku, []).append(uid)
-        self._cand_sets = cand_sets
-        self._direct: dict[str, int] = {}
-        self._group_only: dict[str, int] = {k: len(v) for k, v in cand_sets.items()}
-        for u in self.users:
-            for sku in u.licenses:
-                self._count(u.id, sku, +1)
+                direct = self.user_by_id[uid.lower()].licenses
+                new = [sku for sku in skus if sku not in direct and uid not in self.granted.get(sku, ())]
+                if any(self.consumed(sku) >= self._enabled(sku) for sku in new):
+                    self.group_failed.add((g.id, uid))
+                    continue
+                for sku in skus:
+                    self.granted.setdefault(sku, set()).add(uid)
+                for sku in new:
+                    self._granted_only[sku] = self._granted_only.get(sku, 0) + 1
         # skuId -> ids of users whose assignedLicenses show it (direct or Active inherited): $filter by SKU
         self.holders: dict[str, set[str]] = {}
         for u in self.users:
@@ -265,40 +278,27 @@ class TenantState:
     # -- seats and inheritance ---------------------------------------------------------------------------
 
     def _count(self, uid: str, sku: str, delta: int) -> None:
+        """A direct assignment of `sku` to `uid` added (+1) or removed (-1). A member granted it by a group keeps
+        one seat either way: it moves between the direct and the group-only count."""
         self._direct[sku] = self._direct.get(sku, 0) + delta
-        if uid in self._cand_sets.get(sku, ()):
-            self._group_only[sku] -= delta
+        if uid in self.granted.get(sku, ()):
+            self._granted_only[sku] -= delta
 
-    def _free_for_groups(self, sku: str) -> int:
+    def _enabled(self, sku: str) -> int:
         s = self.sku_by_id.get(sku)
-        enabled = s.enabled if s else 0
-        return max(0, enabled - self._direct.get(sku, 0))
+        return s.enabled if s else 0
 
     def consumed(self, sku: str) -> int:
         """Distinct users holding `sku` directly or through an Active group assignment (one seat each)."""
-        return self._direct.get(sku, 0) + min(self._group_only.get(sku, 0), self._free_for_groups(sku))
+        return self._direct.get(sku, 0) + self._granted_only.get(sku, 0)
+
+    def source_active(self, group: Group, user: User, sku: str) -> bool:
+        """Whether `group`'s assignment of `sku` to `user` is Active (else Error)."""
+        return (group.id, sku) not in self.group_errors and (group.id, user.id) not in self.group_failed
 
     def group_active(self, user: User, sku: str) -> bool:
-        """Whether `user`'s group-inherited `sku` fits in the seats (else it is Error / CountViolation).
-
-        A user also holding the SKU directly already has a seat. Otherwise the seats left after direct holders
-        go to group-only holders in candidate order (deterministic).
-        """
-        if sku in user.licenses:
-            return True
-        if user.id not in self._cand_sets.get(sku, ()):
-            return False  # no group grants it without error
-        room = self._free_for_groups(sku)
-        if self._group_only.get(sku, 0) <= room:
-            return True
-        rank = 0
-        for uid in self.candidates.get(sku, ()):
-            if uid == user.id:
-                return rank < room
-            other = self.user_by_id.get(uid.lower())
-            if other is None or sku not in other.licenses:
-                rank += 1
-        return False
+        """Whether `user` holds `sku` through some group assignment that is Active."""
+        return user.id in self.granted.get(sku, ())
 
     def assignments(self, user: User) -> list[Assignment]:
         """licenseAssignmentStates: the direct assignments, then one per (group, SKU) source."""
@@ -308,7 +308,7 @@ class TenantState:
             for sku, dis in g.licenses.items():
                 stamp = self._stamps.get((user.id, sku, g.id), LOADED_AT)
                 error = self.group_errors.get((g.id, sku))
-                if error is None and not self.group_active(user, sku):
+                if error is None and (g.id, user.id) in self.group_failed:
                     error = "CountViolation"
                 out.append(Assignment(sku, g.id, list(dis), error is None, stamp, error or "None"))
         return out
@@ -321,7 +321,7 @@ class TenantState:
         out: dict[str, list[str]] = {k: list(v) for k, v in user.licenses.items()}
         for g in self.groups_of.get(user.id, ()):
             for sku, dis in g.licenses.items():
-                if (g.id, sku) in self.group_errors or not self.group_active(user, sku):
+                if not self.source_active(g, user, sku):
                     continue
                 if sku in out:
                     out[sku] = [p for p in out[sku] if p in dis]
@@ -333,37 +333,15 @@ class TenantState:
         """When `user` got `sku` directly (lastUpdatedDateTime), or LOADED_AT for state read from a file."""
         return self._stamps.get((user.id, sku, None), LOADED_AT)
 
-    def _group_active_ids(self, sku: str) -> set[str] | None:
-        """The ids of the group-only candidates `group_active` says hold `sku` (None: every one of them), in one
-        pass: the first candidates that hold it not directly, as many as there are seats for groups."""
-        room = self._free_for_groups(sku)
-        if self._group_only.get(sku, 0) <= room:
-            return None
-        out: set[str] = set()
-        for uid in self.candidates.get(sku, ()):
-            if len(out) >= room:
-                break
-            other = self.user_by_id.get(uid.lower())
-            if other is not None and sku not in other.licenses:
-                out.add(uid)
-        return out
-
     def members_with_license_errors(self, group: Group, first_only: bool = False) -> list[User]:
         """group-list-memberswithlicenseerrors.md: members for whom some license of `group` is in error
-        (CountViolation when seats ran out, or the group's own DependencyViolation...), in member order.
-        O(members + candidates); `first_only` stops at the first (is there any?)."""
-        failed = [sku for sku in group.licenses if (group.id, sku) in self.group_errors]
-        active = {sku: self._group_active_ids(sku) for sku in group.licenses if sku not in failed}
+        (CountViolation when seats ran out at processing, or the group's own DependencyViolation), in member
+        order. `first_only` stops at the first (is there any?)."""
+        every = any((group.id, sku) in self.group_errors for sku in group.licenses)
         out = []
         for uid in group.members:
-            user = self.user_by_id.get(uid.lower())
-            if user is None:
-                continue
-            waiting = any(
-                ids is not None and sku not in user.licenses and uid not in ids for sku, ids in active.items()
-            )
-            if failed or waiting:
-                out.append(user)
+            if every or (group.id, uid) in self.group_failed:
+                out.append(self.user_by_id[uid.lower()])
                 if first_only:
                     break
         return out
@@ -377,34 +355,10 @@ class TenantState:
         k = key.lower()
         return self.user_by_id.get(k) or self.user_by_upn.get(k)
 
-    def _tight(self, sku: str) -> bool:
-        """Whether some group member of `sku` lacks a seat (only then can seats move between members)."""
-        return self._group_only.get(sku, 0) > self._free_for_groups(sku)
-
-    def _group_holders(self, sku: str) -> dict[str, bool]:
-        """For every group candidate of `sku`: does it hold `sku` now? One pass (group_active per user is O(n))."""
-        room = self._free_for_groups(sku)
-        out: dict[str, bool] = {}
-        rank = 0
-        for uid in self.candidates.get(sku, ()):
-            member = self.user_by_id[uid.lower()]
-            if sku in member.licenses:
-                out[uid] = True
-            else:
-                out[uid] = rank < room
-                rank += 1
-        return out
-
     def set_direct_licenses(self, user: User, new: dict[str, list[str]]) -> set[str]:
-        """Replace `user`'s direct licenses; return the ids of every user whose rendering may have changed.
-
-        Seats move, so when a changed SKU is short of seats for its group members (before or after), members
-        can switch between Active and CountViolation: those are re-indexed too. Otherwise only `user` changes
-        (the common case, kept O(1) in the tenant size).
-        """
+        """Replace `user`'s direct licenses; return the ids of the users whose rendering changed: only `user`,
+        as group seats never move after processing (the module docstring). O(1) in the tenant size."""
         stamp = _now()
-        changed = set(user.licenses) ^ set(new)
-        tight = {sku for sku in changed if sku in self.candidates and self._tight(sku)}
         before = set(self.effective(user))
         for sku in set(user.licenses) - set(new):
             self._count(user.id, sku, -1)
@@ -421,18 +375,7 @@ class TenantState:
             self.holders.get(sku, set()).discard(user.id)
         for sku in now - before:
             self.holders.setdefault(sku, set()).add(user.id)
-        affected = {user.id}
-        tight |= {sku for sku in changed if sku in self.candidates and self._tight(sku)}
-        for sku in tight:
-            index = self.holders.setdefault(sku, set())
-            for uid, holds in self._group_holders(sku).items():
-                if holds != (uid in index):
-                    affected.add(uid)
-                    if holds:
-                        index.add(uid)
-                    else:
-                        index.discard(uid)
-        return affected
+        return {user.id}
 
     def set_user_fields(self, user: User, fields: dict[str, Any]) -> None:
         if "usageLocation" in fields:

@@ -375,10 +375,11 @@ class Reader:
         """Add the members of groups with license errors (membersWithLicenseErrors) not read yet, for the groups
         that give a managed SKU (a scan would read exactly those members: they hold it, in error).
 
-        A member waiting for a seat of every license of a group (CountViolation) has no assignedLicenses, so no
-        filter by SKU finds them; yet Graph hands them a freed seat before anyone else, so planning must know
-        them (the planner gives them freed seats first). Needs GroupMember.Read.All: without it (a 403) they
-        cannot be read, and a debug line says so.
+        A member a group failed to license (CountViolation: none of the group's licenses) has no assignedLicenses,
+        so no filter by SKU finds them, while a scan reads them (licenseAssignmentStates name the SKU, in error):
+        read here, the filtered read sees the same users as a scan, so both give the same plan and fingerprint,
+        and the drift view can show them. They take no seat a plan frees (that needs the group reprocessed).
+        Needs GroupMember.Read.All: without it (a 403) they cannot be read, and a debug line says so.
         """
         if isinstance(groups, GraphError):
             self.t.log(f"groups with license errors not read ({groups.status}): members waiting for seats unknown")

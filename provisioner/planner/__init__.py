@@ -43,12 +43,10 @@ def plan(
     `group_names` (group id -> display name) adds to `Observed.groups` for messages; groups show by id otherwise.
 
     A partial read (`observed.complete_for_managed` False: the named users only) plans the same as a full one
-    when it carries `holder_counts`: the minute pools and split-pool warnings come from the counts. Two things
-    it cannot know: `unlisted: remove` (refused here; the pipeline reads every holder for it), and group
-    members outside the manifests waiting in CountViolation, who take a freed seat before anyone else. When
-    this plan hands a freed seat to another user, an info diagnostic `partial-read` says so; otherwise such a
-    waiter changes only the seat line's `after` (a seat the plan frees goes to it rather than back to the
-    pool), never an action. Apply re-checks seats, and Graph refuses an add it has no seat for.
+    when it carries `holder_counts`: the minute pools and split-pool warnings come from the counts. One thing
+    it cannot know: `unlisted: remove` (refused here; the pipeline reads every holder for it). Group members
+    waiting in CountViolation need not be read: a seat the plan frees is free (they get one only when their
+    group is reprocessed). Apply re-checks seats, and Graph refuses an add it has no seat for.
     """
     if desired.policy.unlisted == "remove" and not observed.complete_for_managed:
         raise ValueError("policy.unlisted: remove needs every holder of a managed SKU read (a complete read)")
@@ -102,7 +100,7 @@ def plan(
                     targets.append(gone)
     targets.sort(key=lambda t: t.key)
 
-    sched = schedule(targets, view, observed)
+    sched = schedule(targets, view)
     for t in sched.blocked:
         t.blocked = "blocked: not enough seats (insufficient-seats)"
     actions = _actions(sched.steps, view)
@@ -118,8 +116,6 @@ def plan(
     planned = {t.key: t for t in targets}
     pools = report.pools(view, observed, planned)
     diags += _split_pool_diagnostics(view, pools)
-    if not observed.complete_for_managed:
-        diags += _partial_read_diagnostics(view, sched)
     removals = sum(len(a.remove) for a in actions)
     if removals > desired.policy.max_removals:
         # A warning: apply enforces the limit (and --allow-removals lifts it); the plan itself is sound.
@@ -359,22 +355,3 @@ def _split_pool_diagnostics(view: TenantView, pools: tuple) -> list[Diagnostic]:
     return out
 
 
-def _partial_read_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
-    """On a partial read, seats this plan frees and hands on: a group member outside the manifests waiting in
-    CountViolation (unknown here) would take such a seat first, and the call needing it would then fail."""
-    reused = sorted(
-        (s for s, n in sched.taken.items() if n > sched.used_initial.get(s, 0)),
-        key=lambda s: (view.part(s).lower(), s),
-    )
-    if not reused:
-        return []
-    parts = ", ".join(view.part(s) for s in reused)
-    return [
-        Diagnostic(
-            "info",
-            "partial-read",
-            f"this plan gives seats it frees ({parts}) to other users; it read only the users the manifests "
-            "name, so it cannot see group members waiting for those seats (CountViolation), who would take them "
-            "first. If apply reports no free seat, re-run plan and apply.",
-        )
-    ]

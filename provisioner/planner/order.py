@@ -4,8 +4,9 @@ Per user, the calls are: [assignLicenses removing the old Calling Plan, when the
 where it is not sold] → setUsageLocation → one assignLicenses (adds and removes together). Across users, a
 seat model mirrors Graph's (and the emulator's) counting: an add takes a free seat unless the user already
 holds the SKU directly or through an active group assignment; a removal frees a seat unless the user also
-inherits the SKU, and a freed seat goes first to group members waiting in CountViolation. Calls that only
-free seats run first; a call that needs a seat freed by another user's call lists it in `dependsOn`, so any
+inherits the SKU through an active group assignment. A freed seat is free for anyone: group members waiting in
+CountViolation do not take it until their group is reprocessed (entra-docs licensing-groups-resolve-problems.md,
+"Force group license processing"). Calls that only free seats run first; a call that needs a seat freed by another user's call lists it in `dependsOn`, so any
 execution that honours `dependsOn` (batched, parallel) stays within the seats, not only the listed order.
 """
 
@@ -14,7 +15,6 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from provisioner.model.observed import Observed
 from provisioner.planner.resolve import Target
 from provisioner.planner.tenant import ASSIGNABLE, TenantView
 
@@ -41,8 +41,7 @@ class Schedule:
     initial_free: dict[str, int]
     used_initial: dict[str, int]  # per SKU, free seats the plan takes (its seat precondition)
     taken: dict[str, int]  # new seats taken, per SKU
-    released: dict[str, int]  # seats released to the pool (not absorbed by waiting group members), per SKU
-    absorbed: dict[str, int]  # seats freed that went to group members waiting in CountViolation
+    released: dict[str, int]  # seats released to the pool, per SKU
     # (sku, seats the plan needs, free now, freed by the plan, stuck calls needing it, stuck calls freeing it)
     problems: list[tuple[str, int, int, int, list[Step], list[Step]]]
 
@@ -100,37 +99,19 @@ def _valid_between(t: Target, view: TenantView) -> bool:
     return bool(view.calling_plans.isdisjoint(mid)) or view.gives_phone_system(t.user, mid)
 
 
-def pending_group_seats(observed: Observed, view: TenantView) -> dict[str, int]:
-    """Per SKU, users waiting for a group-assigned seat (CountViolation) and holding it no other way."""
-    out: dict[str, int] = {}
-    licenses = view.by_key
-    if not view.waiting and len(licenses) == len(observed.users):
-        return out  # index() saw every user: none waits
-    for key, user in observed.users.items():
-        lic = licenses.get(key) or view.licenses(user)  # the waiting SKUs, computed once per distinct set
-        if not lic.waiting:
-            continue
-        h = view.hold(user)
-        held = h.direct | h.active
-        for sku_id in lic.waiting - held:
-            out[sku_id] = out.get(sku_id, 0) + 1
-    return out
-
-
-def schedule(targets: list[Target], view: TenantView, observed: Observed) -> Schedule:
+def schedule(targets: list[Target], view: TenantView) -> Schedule:
     """Order every target's calls; users whose calls no seat order allows are returned as `blocked`."""
-    pending = pending_group_seats(observed, view)
     initial = {
         sku_id: (max(0, info.sku.free) if info.sku.capability_status in ASSIGNABLE else 0)
         for sku_id, info in view.skus.items()
     }
     plans = {t.key: steps_for(t, view) for t in targets if t.changes}
-    first = _run(plans, initial, pending)
+    first = _run(plans, initial)
     if not first.stuck:
         return _result(first, [], initial, [])
     # Report against the whole plan, then plan without the stuck users (their calls, if run half-way, could
     # leave someone without a Calling Plan), repeating while dropping them strands others.
-    problems = _problems(plans, first, initial, pending)
+    problems = _problems(plans, first, initial)
     blocked: list[Target] = []
     run = first
     while run.stuck:
@@ -141,7 +122,7 @@ def schedule(targets: list[Target], view: TenantView, observed: Observed) -> Sch
             del plans[key]
         if not replan:
             break
-        run = _run(plans, initial, pending)
+        run = _run(plans, initial)
     return _result(run, blocked, initial, problems)
 
 
@@ -152,22 +133,18 @@ class _Run:
     used_initial: dict[str, int]
     taken: dict[str, int]
     released: dict[str, int]
-    absorbed: dict[str, int]
     short: set[str] = field(default_factory=set)  # SKUs some stuck call waits for
 
 
-def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict[str, int]) -> _Run:
+def _run(plans: dict[str, list[Step]], initial: dict[str, int]) -> _Run:
     for steps in plans.values():
         for st in steps:
             st.position = -1
     left = dict(initial)
-    pending = dict(pending_in)
     freed: dict[str, deque[int]] = {}
-    absorbed_by: dict[str, list[int]] = {}
     used: dict[str, int] = {}
     taken: dict[str, int] = {}
     released: dict[str, int] = {}
-    absorbed: dict[str, int] = {}
     order: list[Step] = []
     cursor = dict.fromkeys(plans, 0)
     waiting: dict[str, deque[str]] = {}
@@ -217,28 +194,21 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int], pending_in: dict
                 used[s] = used.get(s, 0) + 1
             else:
                 step.deps.add(freed[s].popleft())
-                # Which removal's seat a waiting group member takes depends on timing: wait for all of them.
-                step.deps.update(absorbed_by.get(s, ()))
         order.append(step)
         for s in step.frees:
-            if pending.get(s, 0) > 0:
-                pending[s] -= 1
-                absorbed[s] = absorbed.get(s, 0) + 1
-                absorbed_by.setdefault(s, []).append(step.position)
-            else:
-                freed.setdefault(s, deque()).append(step.position)
-                released[s] = released.get(s, 0) + 1
-                wake(s)
+            freed.setdefault(s, deque()).append(step.position)
+            released[s] = released.get(s, 0) + 1
+            wake(s)
         cursor[key] += 1
         if cursor[key] < len(plans[key]):
             push(key)
     stuck = {k for ks in waiting.values() for k in ks}
     short_skus = {s for s in waiting if waiting[s]}
-    return _Run(order, stuck, used, taken, released, absorbed, short_skus)
+    return _Run(order, stuck, used, taken, released, short_skus)
 
 
 def _problems(
-    plans: dict[str, list[Step]], run: _Run, initial: dict[str, int], pending: dict[str, int]
+    plans: dict[str, list[Step]], run: _Run, initial: dict[str, int]
 ) -> list[tuple[str, int, int, int, list[Step], list[Step]]]:
     """Per SKU some stuck call needs: (sku, seats needed by the whole plan, free now, freed by the plan, stuck)."""
     stuck_steps = [plans[k][_index_of_first_unplaced(plans[k])] for k in sorted(run.stuck)]
@@ -254,7 +224,7 @@ def _problems(
     out = []
     for sku in skus:
         need, frees = needs.get(sku, 0), gives.get(sku, 0)
-        freed = max(0, frees - pending.get(sku, 0))
+        freed = frees
         blocked = [st for st in stuck_steps if sku in st.needs]
         givers = [st for st in stuck_steps if sku in st.frees]
         out.append((sku, need, initial.get(sku, 0), freed, blocked, givers))
@@ -276,6 +246,5 @@ def _result(run: _Run, blocked: list[Target], initial: dict[str, int], problems:
         used_initial=run.used_initial,
         taken=run.taken,
         released=run.released,
-        absorbed=run.absorbed,
         problems=problems,
     )

@@ -87,7 +87,6 @@ class Licenses:
     text: str  # the fingerprint's spelling (assignments_text)
     has_error: bool  # Graph marks one of them in error (CountViolation, ...)
     pooled: frozenset[str]  # Calling Plans the minute pools count: held directly or through an active group
-    waiting: frozenset[str]  # SKUs a group assigns but Graph has no seat for yet (CountViolation)
 
 
 # One user's assignments, field by field: equal shapes give equal Licenses.
@@ -157,7 +156,6 @@ class TenantView:
         self.by_key: dict[str, Licenses] = {}
         # (usage location or "", Calling Plans counted in the minute pools) -> users read holding exactly those.
         self.pool_holders: dict[tuple[str, frozenset[str]], int] = {}
-        self.waiting = True  # whether some user read waits for a group seat (CountViolation); index() knows
         self.errors = True  # whether Graph marks some assignment of a user read in error; index() knows
         self.unique_ids = False  # index() found every user id distinct, and hold() answers from its pass
 
@@ -178,19 +176,15 @@ class TenantView:
 
     def _licenses(self, user: User) -> Licenses:
         h = holdings(user)
-        waiting = frozenset(
-            a.sku_id for a in user.assignments if a.error == "CountViolation" and a.by_group is not None
-        )
         return Licenses(
             h,
             assignments_text(user.assignments),
             any(a.error and a.error != "None" for a in user.assignments),
             (h.direct | h.active) & self.calling_plans,
-            waiting,
         )
 
     def index(self, users: dict[str, User]) -> None:
-        """Fill `by_key`, `pool_holders`, `waiting`, `errors` and `unique_ids` from every user read, in one pass.
+        """Fill `by_key`, `pool_holders`, `errors` and `unique_ids` from every user read, in one pass.
 
         plan() calls it once, before anything else reads users: what comes after relies on `by_key` covering
         every user read."""
@@ -209,7 +203,6 @@ class TenantView:
             if lic.pooled:
                 k = (user.usage_location or "", lic.pooled)
                 pool_holders[k] = pool_holders.get(k, 0) + 1
-        self.waiting = any(lic.waiting for lic in shapes.values())
         self.errors = any(lic.has_error for lic in shapes.values())
         if len(by_id) == len(users) and not self._holdings:
             # User ids are unique (Graph's always are), so hold() would compute exactly these, one by one.

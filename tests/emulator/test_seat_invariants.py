@@ -21,7 +21,8 @@ def _recount(st: TenantState) -> tuple[dict[str, int], dict[str, set[str]]]:
 
 
 def test_random_traffic_keeps_counts_and_index_exact() -> None:
-    # MCOPSTN1 and MCOEV two seats short, so group members move in and out of CountViolation
+    # MCOPSTN1 and MCOEV two seats short, so some group members wait in CountViolation (and stay so: group
+    # seats never move after processing)
     used = make_state()
     d = demo_state()
     for s in d["subscribedSkus"]:
@@ -31,7 +32,7 @@ def test_random_traffic_keeps_counts_and_index_exact() -> None:
     rng = random.Random(1234)
     pool = [E3, E5, EV, DOM, INTL, M120]
     accepted = refused = 0
-    moved = 0  # assignments that changed another user's licenses (seats moving between group members)
+    moved = 0  # assignments that changed another user's licenses: none (a freed seat goes to no waiting member)
     for _ in range(600):
         user = rng.choice(st.users)
         add = rng.sample(pool, rng.randint(0, 2))
@@ -49,4 +50,4 @@ def test_random_traffic_keeps_counts_and_index_exact() -> None:
             assert st.consumed(s.sku_id) == counts.get(s.sku_id, 0), s.part
             assert st.consumed(s.sku_id) <= s.enabled, s.part  # seats never oversold
             assert st.holders.get(s.sku_id, set()) == holders.get(s.sku_id, set()), s.part
-    assert accepted > 50 and refused > 50 and moved > 0  # every path was exercised
+    assert accepted > 50 and refused > 50 and moved == 0  # every path was exercised

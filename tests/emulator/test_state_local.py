@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from emu_helpers import DOM, E3, EV, Client, assign, make_client, seats
+from emu_helpers import DOM, E3, EV, INTL, Client, assign, make_client, seats
 
 from provisioner.emulator import state as state_mod
 from provisioner.emulator.demo import PAYG_US, SKUS, demo_state, synthetic_state
@@ -175,10 +175,38 @@ def test_group_members_beyond_the_seats_are_in_count_violation() -> None:
         else:
             assert (st["state"], st["error"]) == ("Active", "None")
     assert violated == group_only[-2:]  # the last members in group order miss out, deterministically
-    # freeing a direct seat lets the first violated member in
+    # Freeing a direct seat does not hand it to a waiting member: Entra needs the group reprocessed ("if you
+    # free up some licenses by removing direct license assignments from users, you need to trigger the
+    # processing of groups that previously failed", entra-docs licensing-groups-resolve-problems.md), so the
+    # seat is free for anyone
     assert assign(client, "bob.us@contoso.com", remove=[DOM]).status_code == 200
+    assert seats(client)[DOM] == (used - 3, used - 2)  # (consumed, enabled): one seat free
     r = client.get(f"/v1.0/users/{violated[0]}", params={"$select": "licenseAssignmentStates"}).json()
-    assert next(s for s in r["licenseAssignmentStates"] if s["skuId"] == DOM)["state"] == "Active"
+    assert next(s for s in r["licenseAssignmentStates"] if s["skuId"] == DOM)["error"] == "CountViolation"
+    assert assign(client, "bob.us@contoso.com", add=[DOM]).status_code == 200
+    assert seats(client)[DOM] == (used - 2, used - 2)
+
+
+def test_a_group_member_gets_all_of_the_groups_licenses_or_none() -> None:
+    # "If Microsoft Entra ID can't assign one of the products ..., it won't assign the other licenses in the group
+    # either" (entra-docs licensing-groups-resolve-problems.md): short of one SKU, a member holds none of them
+    d = demo_state()
+    intl = next(s for s in d["subscribedSkus"] if s["skuId"] == INTL)
+    used, _ = seats(make_client(d))[INTL]
+    intl["prepaidUnits"]["enabled"] = used + 1  # one International seat left for two new group members
+    d["groups"].append({"id": "g-intl", "displayName": "International", "members": [d["users"][3]["id"], d["users"][4]["id"]],
+                        "assignedLicenses": [{"skuId": EV, "disabledPlans": []}, {"skuId": INTL, "disabledPlans": []}]})
+    st = TenantState.from_dict(d)
+    first, second, group = st.users[3], st.users[4], st.groups[-1]
+    assert INTL not in first.licenses and INTL not in second.licenses
+    assert st.source_active(group, first, INTL) and st.source_active(group, first, EV)
+    assert st.group_active(first, INTL)
+    assert not st.source_active(group, second, INTL) and not st.source_active(group, second, EV)
+    assert not st.group_active(second, INTL)
+    states = {(a.sku_id, a.group): (a.active, a.error) for a in st.assignments(second)}
+    assert states[(INTL, "g-intl")] == (False, "CountViolation") and states[(EV, "g-intl")][0] is False
+    assert st.consumed(INTL) == used + 1
+    assert [u.id for u in st.members_with_license_errors(group)] == [second.id]
 
 
 def test_a_group_granting_a_calling_plan_without_phone_system_is_in_dependency_violation() -> None:

@@ -237,7 +237,8 @@ SCENARIOS: dict[str, tuple[dict[str, Any], str]] = {
             [("first", "US", (E3,)), ("second", "US", (E3,))],
             groups={"Voice Users": (("first", "second"), (EV, DOM))},
         ),
-        "# The group 'Voice Users' licenses two users with one Domestic seat: the second is in CountViolation.\n"
+        "# The group 'Voice Users' licenses two users with one Domestic seat: the second gets none of its "
+        "licenses (CountViolation; Entra assigns a group's licenses all or none), so Phone System is assigned directly.\n"
         "users:\n  - upn: first@contoso.com\n    callingPlan: domestic\n  - upn: second@contoso.com\n    callingPlan: domestic\n",
     ),
     "no-changes": (
