@@ -90,14 +90,14 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
         user = users.get(key)
         if user is None or t.blocked is not None:
             continue
-        held_plans = view.by_key[key].pooled
+        held_plans = view.by_key[key].pooled  # the working ones (a plan switched off or in error counts not)
         if held_plans:
             unchanged[(user.usage_location or "", held_plans)] -= 1
-        h = view.hold(user)
-        for s in (h.direct | h.active) & cp:
+        for s in held_plans:
             before[(user.usage_location or "", s)] += 1
         for s in after_skus(view, user, t) & cp:
-            after[(t.location_after or "", s)] += 1
+            if s in t.add or s in held_plans:
+                after[(t.location_after or "", s)] += 1
     for (loc, held_plans), n in unchanged.items():
         if not n:
             continue  # every holder of these Calling Plans here changes (counted above, one by one)

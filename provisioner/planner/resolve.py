@@ -170,12 +170,17 @@ class Resolver:
                 cp_resolved = True
                 gives = frozenset(p.id for p in target_cp.sku.service_plans) & view.calling_plan_service_plans
                 suite = next((k for k in sorted(bundled, key=view.part) if bundled[k] & gives), None)
-                if suite is not None and (target_cp.sku_id not in held or target_cp.kind is None):
+                # Held but not working (inherited in error, or its plan switched off) is not had: add it (a
+                # re-add of a direct copy enables its plan and takes no seat; a direct copy beside a group copy in
+                # error takes one).
+                has = view.gives_calling_plan(user, target_cp.sku_id)
+                if suite is not None and (not has or target_cp.kind is None):
                     # a suite or bundle the user holds already includes this Calling Plan: nothing to buy
                     t.notes.append(f"Calling Plan {du.calling_plan} ({country}) from {view.part(suite)}")
-                elif target_cp.sku_id not in held:
+                elif not has:
                     t.add.add(target_cp.sku_id)
-                    self._take_seat(target_cp)
+                    if target_cp.sku_id not in (h.direct | h.active):
+                        self._take_seat(target_cp)
                     t.notes.append(f"Calling Plan {du.calling_plan} ({country}) → {target_cp.part}")
                     for sku_id in sorted(bundled, key=view.part):
                         self._diag("warning", "calling-plan-in-suite",
@@ -267,6 +272,12 @@ class Resolver:
                     src,
                 )
                 return None
+            if country is not None and not view.valid_in(found.sku_id, country):
+                # as `validate` says: a SKU named by part number is still sold only where its offer is
+                sold = sorted(c for c in view.catalog.countries_for(found.plan_id or "") if view.valid_in(found.sku_id, c))
+                self._diag("error", "plan-not-available-in-country", msg.not_in_country(plan_id, country, sold),
+                           user.upn, src)
+                return None
             return found
         if country is None:
             self._diag("error", "usage-location-required", msg.location_required(plan_id), user.upn, src)
@@ -339,8 +350,10 @@ class Resolver:
         h = view.hold(user)
         if not t.add.isdisjoint(h.direct):
             t.add -= {s for s in t.add if s in h.direct and not self._needs_reassign(user, s)}
+        dropped: set[str] = set()  # adds that cannot happen
         # Adds need a usage location.
         if t.add and t.location_after is None:
+            dropped |= t.add
             self._effects += 1  # it reads the diagnostics of earlier users
             if not any(d.code == "usage-location-required" and d.upn == user.upn for d in self.diags[-3:]):
                 self._diag(
@@ -350,9 +363,13 @@ class Resolver:
         # A subscription that cannot hand out seats blocks its adds (a re-add of a held license needs no seat).
         for sku_id in sorted((t.add & view.unassignable) - h.direct):
             t.add.discard(sku_id)
+            dropped.add(sku_id)
             self._effects += 1
             where = str(src) if src is not None else None
             self.inactive.setdefault(sku_id, []).append((user.upn, where))
+        if not dropped.isdisjoint(view.calling_plans):
+            # The new Calling Plan cannot be added: keep the one the user has rather than leave them without.
+            t.remove -= view.calling_plans
         # Never remove a license the user does not hold directly.
         t.remove &= h.direct
         # Nor one the user also inherits from a group (CONTRACT §3): removing the direct copy frees no seat
@@ -368,13 +385,13 @@ class Resolver:
             self._diag("warning", "account-disabled", msg.account_disabled(), user.upn, src)
 
     def _needs_reassign(self, user: User, sku_id: str) -> bool:
-        """A held Phone System add-on whose Phone System plan is disabled: re-adding it enables the plan."""
+        """A held Phone System add-on or Calling Plan whose service plan is disabled: re-adding it enables the plan."""
         info = self.view.skus.get(sku_id)
-        return (
-            info is not None
-            and info.kind == PHONE_SYSTEM
-            and not self.view.gives_phone_system(user, {sku_id})
-        )
+        if info is None:
+            return False
+        if info.kind == PHONE_SYSTEM:
+            return not self.view.gives_phone_system(user, {sku_id})
+        return info.kind == CALLING_PLAN and not self.view.gives_calling_plan(user, sku_id)
 
     def _keep_phone_system(self, t: Target, src: object) -> None:
         view, user = self.view, t.user

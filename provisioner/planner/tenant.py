@@ -86,7 +86,7 @@ class Licenses:
     holdings: Holdings
     text: str  # the fingerprint's spelling (assignments_text)
     has_error: bool  # Graph marks one of them in error (CountViolation, ...)
-    pooled: frozenset[str]  # Calling Plans the minute pools count: held directly or through an active group
+    pooled: frozenset[str]  # Calling Plans the minute pools count: working (gives_calling_plan)
 
 
 # One user's assignments, field by field: equal shapes give equal Licenses.
@@ -180,7 +180,7 @@ class TenantView:
             h,
             assignments_text(user.assignments),
             any(a.error and a.error != "None" for a in user.assignments),
-            (h.direct | h.active) & self.calling_plans,
+            frozenset(s for s in (h.direct | h.active) & self.calling_plans if self.gives_calling_plan(user, s)),
         )
 
     def index(self, users: dict[str, User]) -> None:
@@ -245,6 +245,19 @@ class TenantView:
             for a in user.assignments:
                 if a.sku_id == sku_id and a.state not in INACTIVE_STATES and plans - set(a.disabled_plans):
                     return True
+        return False
+
+    def gives_calling_plan(self, user: User, sku_id: str) -> bool:
+        """Whether the Calling Plan `sku_id` works for `user`: an assignment of it that Graph counts (direct, or from
+        a group not in error) with one of its Calling Plan service plans enabled. A copy inherited in error
+        (CountViolation, DependencyViolation) or with its plan switched off (disabledPlans) gives nothing."""
+        info = self.skus.get(sku_id)
+        plans = (
+            frozenset(p.id for p in info.sku.service_plans) & self.calling_plan_service_plans if info else frozenset()
+        )
+        for a in user.assignments:
+            if a.sku_id == sku_id and a.state not in INACTIVE_STATES and (not plans or plans - set(a.disabled_plans)):
+                return True
         return False
 
     def bundled_calling_plans(self, user: User) -> dict[str, frozenset[str]]:

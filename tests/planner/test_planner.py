@@ -377,6 +377,33 @@ def test_suspended_subscription_is_an_error_and_warning_status_a_warning() -> No
     assert "assigns it to 1 user (a@contoso.com)" in p.diagnostics[0].message
 
 
+def test_a_swap_to_a_suspended_plan_keeps_the_plan_the_user_has() -> None:
+    # heidi holds International and is declared domestic, whose subscription is Suspended: the add cannot
+    # happen, so the plan must not remove International either (it showed "- MCOPSTN2" and no add).
+    p = run(tenant_state({**SEATS, DOM: (10, "Suspended")}, [("heidi", "US", (E3, EV, INTL))]),
+            [{"upn": "heidi@contoso.com", "cp": "domestic"}])
+    assert codes(p) == [("error", "subscription-not-active", "heidi")] and p.actions == ()
+    # nor for a user without a usage location: nothing can be added, so nothing is taken away
+    p = run(tenant_state(SEATS, [("nol", None, (E3, EV, INTL))]), [{"upn": "nol@contoso.com", "cp": "domestic"}])
+    assert ("error", "usage-location-required", "nol") in codes(p) and p.actions == ()
+
+
+def test_a_sku_named_plan_is_refused_where_it_is_not_sold_as_validate_does() -> None:
+    # `validate` refuses `sku:MCOPSTN2` for an MX user; plan and apply assigned it. A usage location from the
+    # tenant is checked too (the US-zone PAYG SKU for a GB user).
+    state = tenant_state(SEATS, [("emma", "CA", (E3, EV)), ("isla", "GB", (E3, EV))])
+    p = run(state, [{"upn": "emma@contoso.com", "loc": "MX", "cp": "sku:MCOPSTN2"},
+                    {"upn": "isla@contoso.com",
+                     "cp": "sku:Microsoft_Teams_Calling_Plan_pay_as_you_go_(country_zone_1_US)"}])
+    assert sorted(codes(p)) == [("error", "plan-not-available-in-country", "emma"),
+                                ("error", "plan-not-available-in-country", "isla")]
+    isla = next(d.message for d in p.diagnostics if d.upn == "isla@contoso.com")
+    assert "is not sold in GB" in isla and "It is sold in: PR, US." in isla
+    # where it is sold, it is assigned as before
+    p = run(state, [{"upn": "emma@contoso.com", "cp": "sku:MCOPSTN2"}])
+    assert steps(p) == ["emma: +MCOPSTN2"]
+
+
 def test_suspended_subscription_for_several_users_names_them_all_and_no_single_upn() -> None:
     p = run(
         tenant_state({**SEATS, INTL: (10, "Suspended")}, [("a", "US", (E5,)), ("b", "US", (E5,))]),
@@ -491,9 +518,25 @@ def test_count_violation_on_a_group_shows_in_the_drift_view() -> None:
     (b,) = [u for u in p.users if u.upn == "b@contoso.com"]
     # one seat short of MCOPSTN1, so b gets none of the group's licenses (Entra assigns a group's licenses all or
     # none): both are in error
-    assert b.problems == ("CountViolation on MCOEV (group 'Voice')", "CountViolation on MCOPSTN1 (group 'Voice')")
+    assert b.problems[:2] == ("CountViolation on MCOEV (group 'Voice')", "CountViolation on MCOPSTN1 (group 'Voice')")
     assert ("warning", "license-assignment-error", "b") in codes(p)
     assert "buy more seats or take users out of the group" in p.diagnostics[-1].message
+    # A group copy in error gives nothing: b lacks the declared plan, and the one seat is a's: an error (it used
+    # to count as had, and the plan said the tenant matched)
+    assert ("error", "insufficient-seats", "b") in codes(p)
+
+
+def test_a_calling_plan_inherited_in_error_or_switched_off_is_assigned_directly() -> None:
+    # b's group gives a Calling Plan without Phone System (DependencyViolation: it never becomes active); c holds
+    # MCOPSTN1 directly with its plan disabled. Both declared domestic: b gets it directly (a seat), c gets it
+    # re-assigned with the plan on (no seat). Neither counted in the pool before.
+    state = tenant_state({**SEATS, DOM: 3}, [("a", "US", (E3, EV, DOM)), ("b", "US", (E3, EV)), ("c", "US", (E3, EV, DOM))],
+                         groups={"Calling only": (("b",), (DOM,))}, disabled={("c", DOM): ("MCOPSTN1",)})
+    p = run(state, [{"upn": "b@contoso.com", "cp": "domestic"}, {"upn": "c@contoso.com", "cp": "domestic"}])
+    assert sorted(steps(p)) == ["b: +MCOPSTN1", "c: +MCOPSTN1"]
+    (pool,) = p.pools
+    assert (pool.users_before, pool.users_after) == (1, 3)
+    assert [s.after for s in p.seats if s.part_number == "MCOPSTN1"] == [3]  # c's re-add took no seat
 
 
 def test_a_freed_seat_is_free_for_anyone_while_group_members_wait() -> None:

@@ -238,7 +238,8 @@ SCENARIOS: dict[str, tuple[dict[str, Any], str]] = {
             groups={"Voice Users": (("first", "second"), (EV, DOM))},
         ),
         "# The group 'Voice Users' licenses two users with one Domestic seat: the second gets none of its "
-        "licenses (CountViolation; Entra assigns a group's licenses all or none), so Phone System is assigned directly.\n"
+        "licenses (CountViolation; Entra assigns a group's licenses all or none). The plan would assign them "
+        "directly, but the only Domestic seat is taken: insufficient-seats.\n"
         "users:\n  - upn: first@contoso.com\n    callingPlan: domestic\n  - upn: second@contoso.com\n    callingPlan: domestic\n",
     ),
     "no-changes": (
