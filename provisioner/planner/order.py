@@ -6,7 +6,9 @@ seat model mirrors Graph's (and the emulator's) counting: an add takes a free se
 holds the SKU directly or through an active group assignment; a removal frees a seat unless the user also
 inherits the SKU through an active group assignment. A freed seat is free for anyone: group members waiting in
 CountViolation do not take it until their group is reprocessed (entra-docs licensing-groups-resolve-problems.md,
-"Force group license processing"). Calls that only free seats run first; a call that needs a seat freed by another user's call lists it in `dependsOn`, so any
+"Force group license processing"). A SKU already assigned beyond its enabled seats (seats expired or reduced)
+frees nothing usable until it is back within them: its first removals only pay off that excess, and an add of
+it waits for all of those. Calls that only free seats run first; a call that needs a seat freed by another user's call lists it in `dependsOn`, so any
 execution that honours `dependsOn` (batched, parallel) stays within the seats, not only the listed order.
 """
 
@@ -41,7 +43,7 @@ class Schedule:
     initial_free: dict[str, int]
     used_initial: dict[str, int]  # per SKU, free seats the plan takes (its seat precondition)
     taken: dict[str, int]  # new seats taken, per SKU
-    released: dict[str, int]  # seats released to the pool, per SKU
+    released: dict[str, int]  # seats given back, per SKU (including those paying off an excess)
     # (sku, seats the plan needs, free now, freed by the plan, stuck calls needing it, stuck calls freeing it)
     problems: list[tuple[str, int, int, int, list[Step], list[Step]]]
 
@@ -105,13 +107,15 @@ def schedule(targets: list[Target], view: TenantView) -> Schedule:
         sku_id: (max(0, info.sku.free) if info.sku.capability_status in ASSIGNABLE else 0)
         for sku_id, info in view.skus.items()
     }
+    # Seats assigned beyond the enabled ones: removals pay these off before any seat is free again.
+    excess = {sku_id: -info.sku.free for sku_id, info in view.skus.items() if info.sku.free < 0}
     plans = {t.key: steps_for(t, view) for t in targets if t.changes}
-    first = _run(plans, initial)
+    first = _run(plans, initial, excess)
     if not first.stuck:
         return _result(first, [], initial, [])
     # Report against the whole plan, then plan without the stuck users (their calls, if run half-way, could
     # leave someone without a Calling Plan), repeating while dropping them strands others.
-    problems = _problems(plans, first, initial)
+    problems = _problems(plans, first, initial, excess)
     blocked: list[Target] = []
     run = first
     while run.stuck:
@@ -122,7 +126,7 @@ def schedule(targets: list[Target], view: TenantView) -> Schedule:
             del plans[key]
         if not replan:
             break
-        run = _run(plans, initial)
+        run = _run(plans, initial, excess)
     return _result(run, blocked, initial, problems)
 
 
@@ -136,11 +140,13 @@ class _Run:
     short: set[str] = field(default_factory=set)  # SKUs some stuck call waits for
 
 
-def _run(plans: dict[str, list[Step]], initial: dict[str, int]) -> _Run:
+def _run(plans: dict[str, list[Step]], initial: dict[str, int], excess_in: dict[str, int]) -> _Run:
     for steps in plans.values():
         for st in steps:
             st.position = -1
     left = dict(initial)
+    excess = dict(excess_in)
+    paying: dict[str, list[int]] = {}  # per SKU, the removals that paid off its excess
     freed: dict[str, deque[int]] = {}
     used: dict[str, int] = {}
     taken: dict[str, int] = {}
@@ -194,10 +200,16 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int]) -> _Run:
                 used[s] = used.get(s, 0) + 1
             else:
                 step.deps.add(freed[s].popleft())
+                # Which removal's seat is the free one depends on timing: wait for the ones paying the excess too.
+                step.deps.update(paying.get(s, ()))
         order.append(step)
         for s in step.frees:
-            freed.setdefault(s, deque()).append(step.position)
             released[s] = released.get(s, 0) + 1
+            if excess.get(s, 0) > 0:
+                excess[s] -= 1
+                paying.setdefault(s, []).append(step.position)
+                continue
+            freed.setdefault(s, deque()).append(step.position)
             wake(s)
         cursor[key] += 1
         if cursor[key] < len(plans[key]):
@@ -208,7 +220,7 @@ def _run(plans: dict[str, list[Step]], initial: dict[str, int]) -> _Run:
 
 
 def _problems(
-    plans: dict[str, list[Step]], run: _Run, initial: dict[str, int]
+    plans: dict[str, list[Step]], run: _Run, initial: dict[str, int], excess: dict[str, int]
 ) -> list[tuple[str, int, int, int, list[Step], list[Step]]]:
     """Per SKU some stuck call needs: (sku, seats needed by the whole plan, free now, freed by the plan, stuck)."""
     stuck_steps = [plans[k][_index_of_first_unplaced(plans[k])] for k in sorted(run.stuck)]
@@ -224,7 +236,7 @@ def _problems(
     out = []
     for sku in skus:
         need, frees = needs.get(sku, 0), gives.get(sku, 0)
-        freed = frees
+        freed = max(0, frees - excess.get(sku, 0))
         blocked = [st for st in stuck_steps if sku in st.needs]
         givers = [st for st in stuck_steps if sku in st.frees]
         out.append((sku, need, initial.get(sku, 0), freed, blocked, givers))

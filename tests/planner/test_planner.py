@@ -552,6 +552,24 @@ def test_a_freed_seat_is_free_for_anyone_while_group_members_wait() -> None:
     assert not any(c[1] == "insufficient-seats" for c in codes(p))
 
 
+def test_a_sku_assigned_beyond_its_seats_frees_nothing_until_back_within_them() -> None:
+    # MCOPSTN_6 has 1 seat and 2 holders (seats reduced): jack's removal only pays off the excess, so harry's add
+    # would fail in Graph. The plan used to spend that seat (exit 0) and apply failed half-way.
+    state = tenant_state({**SEATS, M240: 1}, [("jack", "GB", (E3, EV, M240)), ("louis", "FR", (E3, EV, M240)),
+                                              ("harry", "GB", (E3, EV))])
+    p = run(state, [{"upn": "jack@contoso.com", "cp": "none"}, {"upn": "harry@contoso.com", "cp": "domestic-240"}])
+    assert steps(p) == ["jack: -MCOPSTN_6"]
+    assert ("error", "insufficient-seats", "harry") in codes(p)
+    msg_ = next(d.message for d in p.diagnostics if d.code == "insufficient-seats")
+    assert "0 freed by this plan" in msg_
+    assert [(s.consumed, s.after) for s in p.seats if s.part_number == "MCOPSTN_6"] == [(2, 1)]
+    # with two removals, the second frees a seat, and the add waits for both (either may finish first)
+    p = run(state, [{"upn": "jack@contoso.com", "cp": "none"}, {"upn": "louis@contoso.com", "cp": "none"},
+                    {"upn": "harry@contoso.com", "cp": "domestic-240"}])
+    assert steps(p) == ["jack: -MCOPSTN_6", "louis: -MCOPSTN_6", "harry: +MCOPSTN_6"]
+    assert set(p.actions[2].depends_on) == {p.actions[0].id, p.actions[1].id}
+
+
 def test_action_ids_follow_the_order_and_everything_is_sorted() -> None:
     state = tenant_state(SEATS, [(u, None, (E3,)) for u in ("c", "a", "b")])
     p = run(state, [{"upn": f"{u}@contoso.com", "loc": "GB", "cp": "domestic"} for u in "cab"])
