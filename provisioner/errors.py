@@ -20,12 +20,22 @@ from typing import Any
 
 
 class ProvisionerError(Exception):
-    """Base of every error the CLI reports as plain lines (exit 1) instead of a traceback."""
+    """Base of every error the CLI reports as plain lines (exit 1) instead of a traceback.
+
+    `usage` marks a command-line usage error (options that contradict each other, a missing or malformed
+    argument): the CLI exits 64 for it, as for click's own (CONTRACT §1: never 1 or 2)."""
+
+    usage: bool = False
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.hint = hint
+
+    def as_usage(self) -> ProvisionerError:
+        """This error, marked as a usage error (exit 64)."""
+        self.usage = True
+        return self
 
     def __str__(self) -> str:
         return f"{self.message}\n{self.hint}" if self.hint else self.message

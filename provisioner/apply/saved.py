@@ -38,7 +38,7 @@ def saved_plan_path(paths: Sequence[Path]) -> Path | None:
         raise PlanError(
             f"{plans[0][0]} is a saved plan; apply takes one saved plan, or manifests, not both",
             hint="Run `provision apply PLANFILE`, or `provision apply MANIFESTS...` to plan afresh.",
-        )
+        ).as_usage()
     _PARSED.clear()
     if not plans:
         return None

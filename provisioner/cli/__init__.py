@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if isinstance(exc, ProvisionerError):
             print(f"error: {exc}", file=sys.stderr)
+            if exc.usage:
+                return EXIT_USAGE
         else:
             print(
                 f"error: internal error ({type(exc).__name__}: {exc}). Re-run with --debug for a traceback "

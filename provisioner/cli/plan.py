@@ -39,7 +39,7 @@ def run(
                 "or --tenant <tenant id or verified domain> for Microsoft Graph; or set PROVISION_TENANT. "
                 "A served emulator needs only --graph-url http://127.0.0.1:PORT/v1.0."
             ),
-        )
+        ).as_usage()
     desired, cat = load_inputs(paths, catalog)
     n_files = len(desired.files)
     print(

@@ -169,6 +169,11 @@ def connect(
     loop = asyncio.new_event_loop()
     try:
         if tenant and tenant.startswith("emulator:"):
+            if graph_url:
+                raise GraphError(
+                    f"--tenant {tenant} and --graph-url {graph_url} name two tenants",
+                    hint="Give --tenant emulator:PATH for the in-process emulator, or --graph-url alone for a served one.",
+                ).as_usage()
             return _emulator(tenant.removeprefix("emulator:"), loop, debug, policy)
         base = (graph_url or DEFAULT_GRAPH_URL).rstrip("/")
         parts = urlsplit(base)
@@ -176,14 +181,14 @@ def connect(
             raise GraphError(
                 f"--graph-url {base!r} is not an http(s) URL",
                 hint="Example: https://graph.microsoft.com/v1.0",
-            )
+            ).as_usage()
         if is_loopback(base):
             client = make_client(base)
             return TenantConnection(loop, Transport(client, base, policy=policy, debug=debug))
         if parts.scheme != "https":
-            raise GraphError(f"--graph-url {base} must use https (only loopback addresses may use http)")
+            raise GraphError(f"--graph-url {base} must use https (only loopback addresses may use http)").as_usage()
         if not tenant:
-            raise AuthError("no tenant given: pass --tenant (a tenant id or domain) or set PROVISION_TENANT.")
+            raise AuthError("no tenant given: pass --tenant (a tenant id or domain) or set PROVISION_TENANT.").as_usage()
         choice = select_credential(auth, env, tenant)
         contain_azure_logging(env, debug)
         if debug:

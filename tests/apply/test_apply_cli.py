@@ -177,7 +177,7 @@ def test_damaged_or_foreign_plan_file_is_a_plain_error(tmp_path, conn, capsys):
 def test_a_saved_plan_mixed_with_manifests_is_refused(tmp_path, conn, capsys):
     rc = main(["apply", str(save(tmp_path, onboarding_plan(["alice"]))), str(manifest(tmp_path))])
     err = capsys.readouterr().err
-    assert rc == 1 and conn.connects == 0  # type: ignore[attr-defined]
+    assert rc == 64 and conn.connects == 0  # type: ignore[attr-defined]
     assert "plan.json is a saved plan; apply takes one saved plan, or manifests, not both" in err
 
 

@@ -109,7 +109,15 @@ def test_plan_apply_and_export_need_no_tenant_with_a_loopback_graph_url(
         assert main(["plan", manifests, "--graph-url", url, "--detailed-exitcode"]) == 0
         assert main(["export", "--graph-url", url, "--out", str(tmp_path / "exported.yaml")]) == 0
     assert "users:" in (tmp_path / "exported.yaml").read_text()
-    # with neither, the message says what to pass, and mentions the served emulator's way
-    assert main(["plan", manifests]) == 1
+    # with neither, the message says what to pass, and mentions the served emulator's way: a usage error (64)
+    assert main(["plan", manifests]) == 64
     err = capsys.readouterr().err
     assert "no tenant given" in err and "--graph-url http://127.0.0.1:PORT/v1.0" in err
+    # options that contradict or do not parse are usage errors too, named, before anything is read or written
+    missing = tmp_path / "never.json"
+    assert main(["plan", manifests, "--graph-url", "http://127.0.0.1:1/v1.0", "--tenant", f"emulator:{missing}"]) == 64
+    assert "name two tenants" in capsys.readouterr().err and not missing.exists()
+    assert main(["plan", manifests, "--graph-url", "notaurl"]) == 64
+    assert "is not an http(s) URL" in capsys.readouterr().err
+    assert main(["plan", manifests, "--graph-url", "http://graph.example.com/v1.0", "--tenant", "contoso.com"]) == 64
+    assert "must use https" in capsys.readouterr().err

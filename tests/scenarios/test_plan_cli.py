@@ -19,7 +19,7 @@ def test_without_a_tenant_it_says_how_to_give_one(
     monkeypatch.delenv("PROVISION_TENANT", raising=False)
     rc = main(["plan", str(HERE / "new-hire" / "manifests")])
     out, err = capsys.readouterr()
-    assert rc == 1 and out == ""
+    assert rc == 64 and out == ""  # a missing argument: a usage error (CONTRACT §1)
     assert err.startswith("error: no tenant given")
     assert "--tenant emulator:PATH" in err and "PROVISION_TENANT" in err and "Traceback" not in err
 
