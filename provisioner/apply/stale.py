@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from provisioner.catalog import Catalog, load_catalog
+from provisioner.errors import PlanError
 from provisioner.model.observed import Sku, TenantInfo, User
 from provisioner.model.plan import Plan, UserPrecondition
 from provisioner.planner.tenant import holdings
@@ -32,6 +33,15 @@ def check_stale(plan: Plan, conn: StaleReader, catalog: Catalog | None = None) -
     """
     ids = sorted({p.user_id for p in plan.user_preconditions} | {a.user_id for a in plan.actions})
     tenant, users, skus = conn.read_stale_inputs(ids)
+    if tenant.id.lower() == plan.tenant_id.lower():
+        edited = _sku_mismatches(plan, tuple(skus), catalog)
+        if edited:  # not a tenant change: the plan says what no planner writes
+            listed = "\n".join(f"  {e}" for e in edited[:10]) + (
+                f"\n  and {len(edited) - 10} more" if len(edited) > 10 else "")
+            raise PlanError(
+                f"the saved plan is not one `provision plan` made (damaged or edited):\n{listed}",
+                hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
+            )
     return compare(plan, tenant, users, tuple(skus), catalog)
 
 

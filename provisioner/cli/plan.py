@@ -62,7 +62,11 @@ def run(
     sys.stdout.flush()
     if out is not None:
         _write(out, render_json(result))
-        print(f"saved the plan to {out}; apply it with `provision apply {out}`", file=sys.stderr)
+        if result.has_errors:  # a plan with error diagnostics never applies: do not invite it
+            print(f"saved the plan to {out}; it has error diagnostics, so it cannot be applied until they are fixed",
+                  file=sys.stderr)
+        else:
+            print(f"saved the plan to {out}; apply it with `provision apply {out}`", file=sys.stderr)
     if result.has_errors:
         n = sum(1 for d in result.diagnostics if d.severity == "error")
         print(

@@ -245,7 +245,7 @@ def _seat_diagnostics(view: TenantView, sched: Schedule) -> list[Diagnostic]:
         # and the message says how many it concerns.
         upn, where = (stuck[0].target.user.upn, _source_of(stuck[0])) if len(stuck) == 1 else (None, None)
         if upn is None:
-            text += f" It concerns {len(stuck)} users, all named above."
+            text += f" It concerns {len(stuck)} users" + (", all named above." if len(stuck) <= 10 else ".")
         out.append(Diagnostic("error", "insufficient-seats", text, upn, where))
     return out
 

@@ -299,7 +299,9 @@ def test_an_edited_saved_plan_is_refused_before_any_change(case, tmp_path, capsy
     doc = json.loads(plan_file.read_text())
     edit(doc)
     plan_file.write_text(json.dumps(doc))
-    refused_unchanged(plan_file, state, capsys, expected)
+    err = refused_unchanged(plan_file, state, capsys, expected)
+    # an edit, not a tenant change: it must not send the user looking for what changed in the tenant
+    assert ("damaged or edited" in err or "damaged or incomplete" in err) and "stale" not in err
 
 
 def test_a_cut_short_or_mistyped_saved_plan_is_named_as_such(tmp_path, capsys):

@@ -116,3 +116,12 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     version = tomllib.loads((HERE.parents[1] / "pyproject.toml").read_text())["project"]["version"]
     assert main(["--version"]) == 0
     assert capsys.readouterr().out == f"provision {version}\n"
+
+
+def test_a_saved_plan_with_errors_is_not_offered_for_apply(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    state = tmp_path / "t.json"
+    state.write_bytes((HERE / "user-not-found" / "tenant.json").read_bytes())
+    out = tmp_path / "e.json"
+    assert main(["plan", str(HERE / "user-not-found" / "manifests"), "--tenant", f"emulator:{state}", "--out", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert out.is_file() and "cannot be applied until they are fixed" in err and "apply it with" not in err
