@@ -237,6 +237,8 @@ class _StateTracker:
 def _audit_record(plan: Plan, r: ActionResult, states: _StateTracker) -> dict[str, Any]:
     a = r.action
     before, after = states.get(a.id)
+    if r.status != "succeeded":
+        after = before  # a failed or skipped change changed nothing: the record says what the user has
     return {
         "time": utc_now(),
         "tenant": {"id": plan.tenant_id, "displayName": plan.tenant_name},

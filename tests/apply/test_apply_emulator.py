@@ -249,6 +249,9 @@ def test_a_refused_change_fails_only_itself_and_its_dependents(tmp_path, capsys)
         "a1": "failed", "a2": "skipped", "a3": "succeeded", "a4": "succeeded",
     }  # fmt: skip
     assert records["a1"]["httpStatus"] == 400 and records["a1"]["requestId"]
+    # a failed or skipped change changed nothing: its record's `after` is what the user still has
+    assert records["a1"]["after"] == records["a1"]["before"] and records["a2"]["after"] == records["a2"]["before"]
+    assert records["a3"]["after"] == {"usageLocation": "GB"}
 
 
 E5 = "06ebc4ee-1bb5-47dd-8120-11324bc54e06"
