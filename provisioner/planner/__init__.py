@@ -346,6 +346,9 @@ def _split_pool_diagnostics(view: TenantView, pools: tuple) -> list[Diagnostic]:
             or not p.country
         ):
             continue
+        offer = view.offer(info.plan_id, p.country)
+        if offer is not None and not offer.pooled:
+            continue  # no minutes to pool (Pay-As-You-Go): a split costs nothing
         by.setdefault((p.country, info.plan_id), []).append((p.part_number, p.users_after))
     out = []
     for (country, plan_id), skus in sorted(by.items()):

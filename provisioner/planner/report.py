@@ -70,8 +70,22 @@ def after_skus(view: TenantView, user: User, target: Target | None) -> frozenset
     return held | h.active
 
 
+# Countries whose users share another country's minute pool, shown as that country's pool line: "Users assigned
+# with the license usage location of U.S. and/or Puerto Rico share the same pool of minutes"
+# (availability-in-the-united-states-u-s.md; reference §2.4).
+SHARED_POOLS = {"PR": "US"}
+
+
+def _fold(counts: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for (country, sku_id), n in counts.items():
+        out[(SHARED_POOLS.get(country, country), sku_id)] += n
+    return out
+
+
 def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> tuple[PoolLine, ...]:
-    """Users and pooled minutes per (country, Calling Plan SKU), before and after.
+    """Users and pooled minutes per (country, Calling Plan SKU), before and after; Puerto Rico's users in the
+    United States' pool (SHARED_POOLS).
 
     From every holder on a complete read. On a partial read with `holder_counts` (the named users only, and
     how many hold each Calling Plan per country): before = the count; after = the count plus the named
@@ -111,6 +125,7 @@ def pools(view: TenantView, observed: Observed, planned: dict[str, Target]) -> t
                 net = after.get(k, 0) - before.get(k, 0)
                 before[k] = n
                 after[k] = max(0, n + net)  # never below 0, even if a count raced a change
+    before, after = _fold(before), _fold(after)
     out = []
     for country, sku_id in sorted(
         set(before) | set(after), key=lambda k: (k[0], view.part(k[1]).lower(), k[1])

@@ -468,6 +468,23 @@ def test_disabled_account_being_licensed_is_a_warning() -> None:
     assert codes(p) == [("warning", "account-disabled", "old")]
 
 
+def test_puerto_rico_shares_the_united_states_minute_pool() -> None:
+    # "Users assigned with the license usage location of U.S. and/or Puerto Rico share the same pool of minutes"
+    # (reference §2.4): a move from US to PR leaves the pool as it was (it showed US 2->1 and a new PR line).
+    state = tenant_state(SEATS, [("a", "US", (E3, EV, DOM)), ("b", "US", (E3, EV, DOM)), ("c", "PR", (E3, EV, DOM))])
+    p = run(state, [{"upn": "b@contoso.com", "loc": "PR", "cp": "domestic"}])
+    assert [(x.country, x.part_number, x.users_before, x.users_after, x.minutes_before, x.minutes_after)
+            for x in p.pools] == [("US", "MCOPSTN1", 3, 3, 9000, 9000)]
+
+
+def test_pay_as_you_go_has_no_minutes_to_pool_so_no_split_pool_warning() -> None:
+    # Two PAYG SKUs in GB (the zone-1 one and, by sku:, the US-zone one): PAYG pools nothing, so no split-pool
+    # warning (it also suggested moving GB users onto the US-zone SKU); the US-zone SKU is refused in GB anyway.
+    state = tenant_state(SEATS, [("a", "GB", (E3, EV, PAYG_Z1, CC)), ("b", "GB", (E3, EV, PAYG_US, CC))])
+    p = run(state, [{"upn": "a@contoso.com", "cp": "payg"}])
+    assert not any(c[1] == "split-pool" for c in codes(p))
+
+
 def test_users_of_one_country_split_across_two_skus_of_one_plan_warn() -> None:
     state = tenant_state(SEATS, [("a", "GB", (E3, EV, M120)), ("b", "GB", (E3, EV))])
     legacy = {"skuId": "54a152dc-90de-4996-93d2-bc47e670fc06", "skuPartNumber": "MCOPSTN5", "capabilityStatus": "Enabled",
