@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from provisioner.emulator.plans import lacks_phone_system
-from provisioner.emulator.statefile import StateError, need, parse_licenses, write_bytes_atomic
+from provisioner.emulator.statefile import StateError, need, need_guid, parse_licenses, write_bytes_atomic
 
 # lastUpdatedDateTime of assignments loaded from a file (the file does not store one): fixed, so output is stable.
 LOADED_AT = "2024-01-01T00:00:00Z"
@@ -170,7 +170,7 @@ class TenantState:
                 need(p, "servicePlanId", str, f"{where}.servicePlans[{j}]")
                 need(p, "servicePlanName", str, f"{where}.servicePlans[{j}]")
             skus.append(Sku(
-                sku_id=need(s, "skuId", str, where).lower(),
+                sku_id=need_guid(s, "skuId", where),
                 part=need(s, "skuPartNumber", str, where),
                 status=s.get("capabilityStatus") or "Enabled",
                 applies_to=s.get("appliesTo") or "User",
@@ -183,11 +183,17 @@ class TenantState:
         for i, u in enumerate(need(d, "users", list, "state")):
             where = f"users[{i}]"
             loc = u.get("usageLocation") if isinstance(u, dict) else None
+            if loc is not None and not (isinstance(loc, str) and len(loc) == 2 and loc.isascii() and loc.isalpha()):
+                raise StateError(f"{where}.usageLocation: expected a two-letter country code (ISO 3166) or null, "
+                                 f"got {loc!r}")
+            enabled = u.get("accountEnabled", True) if isinstance(u, dict) else True
+            if not isinstance(enabled, bool):
+                raise StateError(f"{where}.accountEnabled: expected true or false, got {enabled!r}")
             users.append(User(
                 id=need(u, "id", str, where),
                 upn=need(u, "userPrincipalName", str, where),
                 display_name=u.get("displayName"),
-                account_enabled=bool(u.get("accountEnabled", True)),
+                account_enabled=enabled,
                 usage_location=loc.upper() if isinstance(loc, str) and loc else None,
                 licenses=parse_licenses(u.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
@@ -203,6 +209,13 @@ class TenantState:
                 members=[str(m) for m in need(g, "members", list, where)],
                 licenses=parse_licenses(g.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
+        known = {s.sku_id for s in skus}
+        for kind, holders in (("users", users), ("groups", groups)):
+            for i, h in enumerate(holders):
+                unknown = sorted(set(h.licenses) - known)
+                if unknown:
+                    raise StateError(f"{kind}[{i}].assignedLicenses: skuId {unknown[0]} is not in subscribedSkus "
+                                     "(a tenant assigns only the SKUs it subscribes to)")
         state = cls(tenant=tenant, skus=skus, users=users, groups=groups)
         ids = [u.id.lower() for u in users]
         if len(set(ids)) != len(ids) or len(state.user_by_upn) != len(users):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -30,12 +31,23 @@ def need(d: Any, key: str, typ: type | tuple[type, ...], where: str) -> Any:
     return value
 
 
+GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def need_guid(d: Any, key: str, where: str) -> str:
+    """d[key], a GUID (lower-cased), else StateError naming where."""
+    value = str(need(d, key, str, where)).lower()
+    if not GUID.match(value):
+        raise StateError(f"{where}.{key}: {value!r} is not a GUID")
+    return value
+
+
 def parse_licenses(items: Any, where: str) -> dict[str, list[str]]:
     if not isinstance(items, list):
         raise StateError(f"{where}: expected a list of {{skuId, disabledPlans}}")
     out: dict[str, list[str]] = {}
     for i, lic in enumerate(items):
-        sku = str(need(lic, "skuId", str, f"{where}[{i}]")).lower()
+        sku = need_guid(lic, "skuId", f"{where}[{i}]")
         plans = lic.get("disabledPlans") or []
         if not isinstance(plans, list):
             raise StateError(f"{where}[{i}].disabledPlans: expected a list")

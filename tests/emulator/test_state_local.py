@@ -109,6 +109,25 @@ def test_local_tenant_saves_again_once_the_interval_has_passed(tmp_path: Path,
     lt.close()
 
 
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda d: d["users"][0]["assignedLicenses"][0].update(skuId="not-a-guid"),
+     r"users\[0\]\.assignedLicenses\[0\]\.skuId: 'not-a-guid' is not a GUID"),
+    (lambda d: d["users"][0]["assignedLicenses"][0].update(skuId="00000000-0000-4000-8000-000000000000"),
+     r"users\[0\]\.assignedLicenses: skuId 00000000-0000-4000-8000-000000000000 is not in subscribedSkus"),
+    (lambda d: d["users"][0].update(usageLocation=5), r"users\[0\]\.usageLocation: expected a two-letter country code"),
+    (lambda d: d["users"][0].update(usageLocation="USA"), r"users\[0\]\.usageLocation: expected a two-letter"),
+    (lambda d: d["users"][0].update(accountEnabled="yes"), r"users\[0\]\.accountEnabled: expected true or false"),
+    (lambda d: d["subscribedSkus"][0].update(skuId="E3"), r"subscribedSkus\[0\]\.skuId: 'e3' is not a GUID"),
+])
+def test_a_state_file_with_values_graph_never_holds_is_refused(edit, expected) -> None:  # type: ignore[no-untyped-def]
+    # They were accepted and ignored: a license with a bad skuId vanished (the plan then saw no Phone System),
+    # a numeric usage location became null
+    d = demo_state()
+    edit(d)
+    with pytest.raises(StateError, match=expected):
+        TenantState.from_dict(d)
+
+
 def test_local_tenant_refuses_a_missing_folder(tmp_path: Path) -> None:
     with pytest.raises(StateError, match="does not exist"):
         LocalTenant(tmp_path / "nope" / "t.json")

@@ -683,7 +683,7 @@ def test_in_a_bundle_only_tenant_the_errors_point_to_the_bundle() -> None:
     state = _with_bundle_disabled(_bundle_only(["kim"], ["ben"]), "off")
     state["users"].append({**state["users"][1], "id": demo.stable_id("user", "off@contoso.com"),
                            "userPrincipalName": "off@contoso.com", "assignedLicenses": [
-                               {"skuId": demo.E3, "disabledPlans": []},
+                               {"skuId": demo.SKUS[E3][0], "disabledPlans": []},
                                {"skuId": ESSENTIALS, "disabledPlans": [demo.PLANS["MCOPSTN1"]]}]})
     p = run(state, [{"upn": "ben@contoso.com", "loc": "US", "cp": "domestic"},
                     {"upn": "kim@contoso.com", "loc": "US", "cp": "international"},
