@@ -210,12 +210,15 @@ class TenantState:
                 licenses=parse_licenses(g.get("assignedLicenses") or [], f"{where}.assignedLicenses"),
             ))
         known = {s.sku_id for s in skus}
-        for kind, holders in (("users", users), ("groups", groups)):
-            for i, h in enumerate(holders):
-                unknown = sorted(set(h.licenses) - known)
-                if unknown:
-                    raise StateError(f"{kind}[{i}].assignedLicenses: skuId {unknown[0]} is not in subscribedSkus "
-                                     "(a tenant assigns only the SKUs it subscribes to)")
+        holders: list[tuple[str, dict[str, list[str]]]] = [
+            *((f"users[{i}]", u.licenses) for i, u in enumerate(users)),
+            *((f"groups[{i}]", g.licenses) for i, g in enumerate(groups)),
+        ]
+        for where, licenses in holders:
+            unknown = sorted(set(licenses) - known)
+            if unknown:
+                raise StateError(f"{where}.assignedLicenses: skuId {unknown[0]} is not in subscribedSkus "
+                                 "(a tenant assigns only the SKUs it subscribes to)")
         state = cls(tenant=tenant, skus=skus, users=users, groups=groups)
         ids = [u.id.lower() for u in users]
         if len(set(ids)) != len(ids) or len(state.user_by_upn) != len(users):
