@@ -28,6 +28,7 @@ _TOP_KEYS = (
     "sources",
     "phoneSystemPlanPrefix",
     "phoneSystemPlanExclusions",
+    "suiteCallingPlanServicePlans",
     "phoneSystemAddons",
     "communicationsCredits",
     "knownSkuIds",
@@ -110,7 +111,7 @@ class _File:
         for key in ("phoneSystemPlanPrefix",):
             if key in raw and not (isinstance(raw[key], str) and raw[key]):
                 self.problem(self.marks.value_line(raw, key), f"{key} must be a non-empty string")
-        for key in ("sources", "phoneSystemPlanExclusions", "phoneSystemAddons", "communicationsCredits"):
+        for key in ("sources", "phoneSystemPlanExclusions", "suiteCallingPlanServicePlans", "phoneSystemAddons", "communicationsCredits"):
             if key in raw:
                 self._str_list(raw, key)
         if "knownSkuIds" in raw:
@@ -234,7 +235,8 @@ def _merge(base: dict[str, Any], doc: _File) -> dict[str, Any]:
     """`base` (normalised) with the override `doc` merged over it; raises CatalogError on conflicts."""
     over = doc.normalised()
     out = {k: v for k, v in base.items() if k != "plans"}
-    for key in ("sources", "phoneSystemPlanPrefix", "phoneSystemPlanExclusions", "phoneSystemAddons", "communicationsCredits"):
+    for key in ("sources", "phoneSystemPlanPrefix", "phoneSystemPlanExclusions", "suiteCallingPlanServicePlans", "phoneSystemAddons",
+                "communicationsCredits"):
         if key in over:
             out[key] = over[key]
     # The override adds its sources; it never hides the built-in ones.
@@ -354,6 +356,7 @@ def _build(doc: dict[str, Any]) -> Catalog:
         countries=MappingProxyType(COUNTRIES),
         sources=tuple(doc["sources"]),
         phone_system_plan_exclusions=tuple(doc.get("phoneSystemPlanExclusions", ())),
+        suite_calling_plan_service_plans=tuple(doc.get("suiteCallingPlanServicePlans", ())),
     )
 
 

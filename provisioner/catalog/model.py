@@ -63,6 +63,9 @@ class Catalog:
     sources: tuple[str, ...]
     # Service plans that start with the prefix but give no user Phone System (MCOEV_VIRTUALUSER: resource accounts).
     phone_system_plan_exclusions: tuple[str, ...] = ()
+    # Calling Plan service plans sold only inside suites (MCOPSTN8 in SPE_E5_CALLINGMINUTES): they make the suite
+    # recognised as one that includes a Calling Plan, and satisfy no declared plan.
+    suite_calling_plan_service_plans: tuple[str, ...] = ()
     _by_country: dict[tuple[str, str], Offer] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_part: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
     _by_service_plan: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
@@ -163,6 +166,7 @@ class Catalog:
             "plans": {pid: [o.to_json() for o in offers] for pid, offers in self.offers.items()},
             "phoneSystemPlanPrefix": self.phone_system_plan_prefix,
             "phoneSystemPlanExclusions": list(self.phone_system_plan_exclusions),
+            "suiteCallingPlanServicePlans": list(self.suite_calling_plan_service_plans),
             "phoneSystemAddons": list(self.phone_system_addons),
             "communicationsCredits": list(self.communications_credits),
             "knownSkuIds": {k: list(v) for k, v in sorted(self.known_sku_ids.items())},

@@ -122,7 +122,11 @@ class TenantView:
         # A service plan is a Calling Plan's when a Calling Plan SKU of the tenant carries it, or when the catalog
         # names it as a Calling Plan (MCOPSTN1 is both the Domestic plan's part number and its service plan): so a
         # tenant with a bundle and no standalone Calling Plan SKU still knows what the bundle gives.
-        known = catalog.all_calling_plan_part_numbers() | catalog.all_calling_plan_service_plans()
+        known = (
+            catalog.all_calling_plan_part_numbers()
+            | catalog.all_calling_plan_service_plans()
+            | {n.upper() for n in catalog.suite_calling_plan_service_plans}
+        )
         self.calling_plan_service_plans: frozenset[str] = (
             frozenset(p.id for k in self.calling_plans for p in self.skus[k].sku.service_plans)
             | frozenset(p.id for v in self.skus.values() for p in v.sku.service_plans if p.name.upper() in known)

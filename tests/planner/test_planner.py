@@ -705,6 +705,24 @@ def test_in_a_bundle_only_tenant_the_errors_point_to_the_bundle() -> None:
     assert "MCOPSTN1" in off and "user's MCOTEAMS_ESSENTIALS" in off and "switched off" in off
 
 
+def test_a_suite_with_a_built_in_calling_plan_is_recognised() -> None:
+    # SPE_E5_CALLINGMINUTES "Has a built-in calling plan" (MCOPSTN8, 120 min, not pooled; reference §1.2): like a
+    # bundle, callingPlan: none cannot remove it and a declared plan is bought beside it, each with a warning
+    # (there was none). It satisfies no declared plan: no offer is that plan.
+    suite = "a91fc4e0-65e5-4266-aa76-4037509c1626"
+    state = tenant_state(SEATS, [("felix", "DE", ()), ("chloe", "FR", ())])
+    state["subscribedSkus"].append({
+        "skuId": suite, "skuPartNumber": "SPE_E5_CALLINGMINUTES", "capabilityStatus": "Enabled",
+        "prepaidUnits": {"enabled": 5, "suspended": 0, "warning": 0, "lockedOut": 0},
+        "servicePlans": [{"servicePlanId": "16935b20-87c0-4908-934a-22aa267d0d26", "servicePlanName": "MCOPSTN8"},
+                         {"servicePlanId": "4828c8ec-dc2e-4779-b502-87ac9ce28ab7", "servicePlanName": "MCOEV"}]})
+    for u in state["users"]:
+        u["assignedLicenses"] = [{"skuId": suite, "disabledPlans": []}]
+    p = run(state, [{"upn": "felix@contoso.com", "cp": "domestic-120"}, {"upn": "chloe@contoso.com", "cp": "none"}])
+    assert steps(p) == ["felix: +MCOPSTN_5"]
+    assert sorted(codes(p)) == [("warning", "calling-plan-in-suite", "chloe"), ("warning", "calling-plan-in-suite", "felix")]
+
+
 def _with_bundle_disabled(state: dict[str, Any], holder: str) -> dict[str, Any]:
     for u in state["users"]:
         if u["userPrincipalName"].split("@")[0] == holder:  # the bundle with both its plans switched off
