@@ -358,7 +358,7 @@ class Emulator:
             if not isinstance(r.get("headers", {}), dict):
                 raise bad(f"Invalid batch payload format: headers of request '{r['id']}' must be an object.",
                           "BadRequest")
-            if r["id"] in ids:
+            if r["id"].lower() in (i.lower() for i in ids):  # ids are case insensitive (json-batching.md)
                 raise bad(f"Batch request id '{r['id']}' is not unique.", "BadRequest")
             deps = r.get("dependsOn", [])
             if not isinstance(deps, list) or any(d not in ids for d in deps):

@@ -66,6 +66,7 @@ def test_batch_payload_errors(client: Client) -> None:
     cases = [
         {"requests": []},
         {"requests": [_get(1), _get(1)]},
+        {"requests": [{**_get(1), "id": "a"}, {**_get(2), "id": "A"}]},  # ids are case insensitive
         {"requests": [{**_get(1), "dependsOn": ["9"]}]},
         {"requests": [{**_assign(1, "dave.us@contoso.com", [EV]), "headers": {}}]},
         {"nope": 1},
