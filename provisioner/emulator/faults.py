@@ -18,10 +18,13 @@ class FaultConfig:
     error_rate: float = 0
     seed: int = 0
     retry_after_s: int = 1
+    # A write made, but its answer lost on the way back (a gateway timeout, 504): the caller cannot tell that
+    # it happened. HTTP does not promise that a 5xx changed nothing; tests of the writer use it.
+    lost_reply_rate: float = 0
 
     @property
     def active(self) -> bool:
-        return bool(self.latency_ms or self.throttle_rate or self.error_rate)
+        return bool(self.latency_ms or self.throttle_rate or self.error_rate or self.lost_reply_rate)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,13 @@ class FaultInjector:
     def __init__(self, config: FaultConfig | None) -> None:
         self.config = config or FaultConfig()
         self._rng = random.Random(self.config.seed)
+        self._lost_rng = random.Random(self.config.seed + 1)  # its own draws: other faults repeat as before
+
+    def lose_reply(self) -> Fault | None:
+        """After a write was made: whether its answer is lost (504, Graph's gateway timeout)."""
+        if self.config.lost_reply_rate and self._lost_rng.random() < self.config.lost_reply_rate:
+            return Fault(504, "GatewayTimeout", "The gateway did not receive a timely response.", {})
+        return None
 
     def decide(self) -> Fault | None:
         """Draw this request's fault (or None). Call once per top-level request and per batch sub-request."""

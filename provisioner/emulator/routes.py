@@ -91,6 +91,15 @@ class Emulator:
     def dispatch(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str],
                  body: Any, base: str, rid: str) -> tuple[str, Reply]:
         """Run one Graph request (top level or batch sub-request): route, fault, handle. Never raises."""
+        label, reply = self._dispatch(method, path, query, headers, body, base, rid)
+        if method in ("POST", "PATCH") and 200 <= reply.status < 300:
+            lost = self.faults.lose_reply()
+            if lost is not None:  # the write stands; only its answer is lost
+                return label, error_reply(lost.status, lost.code, lost.message, rid, lost.headers)
+        return label, reply
+
+    def _dispatch(self, method: str, path: str, query: dict[str, str], headers: Mapping[str, str],
+                  body: Any, base: str, rid: str) -> tuple[str, Reply]:
         template, handlers, key = self.route(path)
         segments = path.strip("/").split("/")
         segment = segments[0]

@@ -60,6 +60,11 @@ _PHONE_SYSTEM_PLANS = {"4828c8ec-dc2e-4779-b502-87ac9ce28ab7"}  # MCOEV, the Pho
 _NOT_HELD = re.compile(r"does not have a corresponding license", re.I)
 
 
+def not_held(message: str | None) -> bool:
+    """Whether Graph refused an assignLicense because a license to remove is not held."""
+    return bool(message and _NOT_HELD.search(message))
+
+
 def plain_sentence(message: str | None, skus: Mapping[str, Sku] | None = None) -> str | None:
     """A sentence for the user when Graph's message is one of the licensing verdicts we know, else None."""
     text = message or ""

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from provisioner.errors import GraphError
 from provisioner.graph import failures
 from provisioner.graph.outcome import ActionOutcome
+from provisioner.graph.parse import user_from_json
 from provisioner.graph.schedule import Batch, WriteSchedule, action_request, is_idempotent
 from provisioner.graph.transport import Transport
 from provisioner.model.observed import Sku
@@ -70,13 +72,20 @@ class Writer:
                     for a in batch.actions:
                         sched.in_flight.discard(a.id)
                     continue
-                self._absorb(sched, batch, task.result())
+                unsure = self._absorb(sched, batch, task.result())
+                if unsure:
+                    await self._settle(sched, unsure)
         emit()
         if error is not None:
             raise error
         return sched.outcomes()
 
-    def _absorb(self, sched: WriteSchedule, batch: Batch, answers: dict[str, dict[str, Any]]) -> None:
+    def _absorb(
+        self, sched: WriteSchedule, batch: Batch, answers: dict[str, dict[str, Any]]
+    ) -> list[tuple[Action, int, str | None, str, str | None]]:
+        """Record each sub-response's verdict; return the refusals that an earlier attempt may explain (see
+        _settle), as (action, status, code, message, request id), undecided."""
+        unsure: list[tuple[Action, int, str | None, str, str | None]] = []
         now = time.monotonic()
         skus = {s.sku_id: s for s in (self.skus() or ())}
         for n, a in enumerate(batch.actions, start=1):
@@ -109,4 +118,31 @@ class Writer:
             else:
                 plain = failures.plain_sentence(err.graph_message, skus)
                 message = f"{plain} (Graph: {err.graph_message})" if plain else err.graph_message
+                if tries > 1 and a.type == "assignLicenses" and a.remove and failures.not_held(err.graph_message):
+                    # An earlier attempt got no answer (5xx, a dropped connection) and may have removed it
+                    unsure.append((a, status, err.code, message, err.request_id or rid))
+                    continue
             sched.failed(a.id, status, err.code, message, err.request_id or rid)
+        return unsure
+
+    async def _settle(
+        self, sched: WriteSchedule, unsure: list[tuple[Action, int, str | None, str, str | None]]
+    ) -> None:
+        """A retried assignLicense refused because a license to remove is not held: when an earlier attempt was
+        made but its answer lost, that is the call's own effect. Read the user: if every license to add is held
+        directly and none to remove is, the call took effect (succeeded); else the refusal stands."""
+        for a, status, code, message, rid in unsure:
+            try:
+                body = await self.t.get_json(
+                    f"/users/{a.user_id}?$select=id,userPrincipalName,assignedLicenses,licenseAssignmentStates"
+                )
+                direct = {x.sku_id for x in user_from_json(body or {}).assignments if x.by_group is None}
+            except (GraphError, KeyError, TypeError, ValueError):
+                direct = None
+            if direct is not None and all(r.sku_id.lower() in direct for r in a.add) and not any(
+                r.sku_id.lower() in direct for r in a.remove
+            ):
+                self.t.log(f"{a.id}: refused on retry ({message}), but the user already has the result: succeeded")
+                sched.succeeded(a.id, 200, rid)
+            else:
+                sched.failed(a.id, status, code, message, rid)

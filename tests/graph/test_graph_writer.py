@@ -237,3 +237,26 @@ def test_chained_steps_pack_into_the_minimum_of_batches(tmp_path: Path) -> None:
     stats = emulator_stats(app)
     assert (stats["requests"], stats["subRequests"]) == (18, 360)
     assert {u.usage_location for u in users} == {"DE", "FR"}  # every chain ran in order
+
+
+def test_a_removal_whose_answer_was_lost_is_judged_by_the_users_licenses(tmp_path: Path) -> None:
+    # The removal is made but its answer is lost (504, a gateway timeout: HTTP does not promise a 5xx changed
+    # nothing). The retry is refused ("does not have a corresponding license"): the writer reads the user and
+    # finds the call's result in place, so the action succeeded; it used to be reported failed (apply exit 1).
+    state = synthetic_state(1000, seed=9)
+    st = TenantState.from_dict(state)
+    holders = [u for u in st.users if DOM.sku_id in u.licenses and EV.sku_id in u.licenses][:60]
+    assert len(holders) == 60
+    actions = [Action(f"a{i}", "assignLicenses", u.id, u.upn, remove=(DOM,)) for i, u in enumerate(holders)]
+    app = create_app(st, faults=FaultConfig(lost_reply_rate=0.3, seed=4, retry_after_s=0))
+    with open_app(app, policy=FAST) as conn:
+        out = conn.execute(actions, parallelism=3)
+    assert all(o.status == "succeeded" for o in out), [o for o in out if o.status != "succeeded"]
+    assert sum(o.attempts > 1 for o in out) >= 5  # answers were lost, and retried
+    assert all(DOM.sku_id not in u.licenses for u in holders)
+    # a refusal the earlier attempt does not explain still fails: the license was never held
+    again = [Action("b1", "assignLicenses", holders[0].id, holders[0].upn, add=(EV,), remove=(DOM,))]
+    app = create_app(st, faults=FaultConfig(lost_reply_rate=0.0, seed=4))
+    with open_app(app, policy=FAST) as conn:
+        (o,) = conn.execute(again, parallelism=1)
+    assert o.status == "failed" and "does not hold that license" in (o.message or "")
