@@ -40,10 +40,12 @@ class FaultInjector:
         self.config = config or FaultConfig()
         self._rng = random.Random(self.config.seed)
         self._lost_rng = random.Random(self.config.seed + 1)  # its own draws: other faults repeat as before
+        self.lost = 0  # answers lost so far
 
     def lose_reply(self) -> Fault | None:
         """After a write was made: whether its answer is lost (504, Graph's gateway timeout)."""
         if self.config.lost_reply_rate and self._lost_rng.random() < self.config.lost_reply_rate:
+            self.lost += 1
             return Fault(504, "GatewayTimeout", "The gateway did not receive a timely response.", {})
         return None
 

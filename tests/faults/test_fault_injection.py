@@ -160,6 +160,18 @@ def test_emulator_seeded_faults_throughout(workdir: Path, reference: dict[str, A
     assert stats.throttled >= 5 and stats.errors >= 2, (stats.throttled, stats.errors)
 
 
+def test_answers_lost_after_writes(workdir: Path, reference: dict[str, Any], report: CaseReport) -> None:
+    """A share of the writes are made but answered 504 (a gateway timeout: the caller cannot tell they
+    happened). Retried, a removal already made is refused ("does not have a corresponding license"): apply
+    reads the user and counts it as done. One run must do everything, each change recorded once."""
+    faults = FaultConfig(lost_reply_rate=0.15, seed=6)
+    with Proxy(create_app(fresh_state(TENANT), faults=faults)) as proxy:
+        converge(workdir, "lost", proxy, report, reference)
+        lost = proxy.app.state.emulator.faults.lost
+        report.injected["writes made but answered 504"] = lost
+    assert lost >= 3, lost
+
+
 @pytest.mark.parametrize("point", ["random time", "after write batch 1", "after write batch 3"])
 def test_kill_9_then_rerun(workdir: Path, reference: dict[str, Any], report: CaseReport, point: str) -> None:
     """kill -9 of `provision apply` (at a seeded random time, or while a write batch's answer is in flight),
