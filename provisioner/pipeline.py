@@ -63,10 +63,16 @@ def catalog_file(desired: Desired, catalog_override: str | Path | None) -> Path 
     return Path(desired.catalog_path) if desired.catalog_path else None
 
 
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (hex): how a plan names the catalog override it was made with."""
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def catalog_stamp(path: Path) -> dict[str, str]:
     """How a saved plan records its catalog override, so that `apply PLANFILE` judges managed licenses by the
     same file: its path (relative to the working folder when inside it) and the sha256 of its bytes."""
-    import hashlib
     import os
 
     resolved = path.resolve()
@@ -76,7 +82,7 @@ def catalog_stamp(path: Path) -> dict[str, str]:
         shown = str(resolved)
     if shown.startswith(".."):
         shown = str(resolved)
-    return {"path": shown, "sha256": hashlib.sha256(resolved.read_bytes()).hexdigest()}
+    return {"path": shown, "sha256": file_sha256(resolved)}
 
 
 def make_plan(conn: Any, desired: Desired, observed: Observed, catalog: Any, *,

@@ -66,12 +66,18 @@ def load_saved_plan(path: Path) -> Plan:
         ) from exc
     problems = integrity_problems(plan)
     if problems:
-        listed = "\n".join(f"  {p}" for p in problems[:10]) + (f"\n  and {len(problems) - 10} more" if len(problems) > 10 else "")
-        raise PlanError(
-            f"{path}: the saved plan is not one `provision plan` made (damaged or edited):\n{listed}",
-            hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
-        )
+        raise edited_plan_error(problems, f"{path}: ")
     return plan
+
+
+def edited_plan_error(problems: Sequence[str], where: str = "") -> PlanError:
+    """The refusal of a plan no planner wrote (damaged or edited), naming its first ten problems."""
+    listed = "\n".join(f"  {p}" for p in problems[:10]) + (
+        f"\n  and {len(problems) - 10} more" if len(problems) > 10 else "")
+    return PlanError(
+        f"{where}the saved plan is not one `provision plan` made (damaged or edited):\n{listed}",
+        hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
+    )
 
 
 _TYPES = ("setUsageLocation", "assignLicenses")
@@ -139,9 +145,8 @@ def plan_catalog(plan: Plan, override: Path | None) -> Any:
     in it as `catalog: {path, sha256}`), `--catalog` when given, else the built-in one. A recorded file that is
     missing, changed, or another than `--catalog` is refused before any change: the plan's idea of which
     licenses the tool manages would not be the one checked."""
-    import hashlib
-
     from provisioner.catalog import load_catalog
+    from provisioner.pipeline import file_sha256
 
     rec = plan.extra.get("catalog")
     if rec is not None and not (
@@ -153,7 +158,7 @@ def plan_catalog(plan: Plan, override: Path | None) -> Any:
         return load_catalog(override) if override is not None else None
     path = override if override is not None else Path(rec["path"])
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
     except OSError:
         raise PlanError(
             f"the plan was made with the catalog override {rec['path']}, which is not here ({path.absolute()})",

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
+from provisioner.apply.saved import edited_plan_error
 from provisioner.catalog import Catalog, load_catalog
-from provisioner.errors import PlanError
 from provisioner.model.observed import Sku, TenantInfo, User
 from provisioner.model.plan import Plan, UserPrecondition
 from provisioner.planner.tenant import holdings
@@ -36,12 +36,7 @@ def check_stale(plan: Plan, conn: StaleReader, catalog: Catalog | None = None) -
     if tenant.id.lower() == plan.tenant_id.lower():
         edited = _sku_mismatches(plan, tuple(skus), catalog)
         if edited:  # not a tenant change: the plan says what no planner writes
-            listed = "\n".join(f"  {e}" for e in edited[:10]) + (
-                f"\n  and {len(edited) - 10} more" if len(edited) > 10 else "")
-            raise PlanError(
-                f"the saved plan is not one `provision plan` made (damaged or edited):\n{listed}",
-                hint="Nothing was changed. Save it again with `provision plan MANIFESTS --out PLANFILE`.",
-            )
+            raise edited_plan_error(edited)
     return compare(plan, tenant, users, tuple(skus), catalog)
 
 

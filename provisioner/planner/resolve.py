@@ -168,7 +168,7 @@ class Resolver:
             target_cp = self._calling_plan(du, user, country, src)
             if target_cp is not None:
                 cp_resolved = True
-                gives = frozenset(p.id for p in target_cp.sku.service_plans) & view.calling_plan_service_plans
+                gives = view.calling_plan_plans[target_cp.sku_id]
                 suite = next((k for k in sorted(bundled, key=view.part) if bundled[k] & gives), None)
                 # Held but not working (inherited in error, or its plan switched off) is not had: add it (a
                 # re-add of a direct copy enables its plan and takes no seat; a direct copy beside a group copy in

@@ -131,9 +131,13 @@ class TenantView:
             frozenset(p.id for k in self.calling_plans for p in self.skus[k].sku.service_plans)
             | frozenset(p.id for v in self.skus.values() for p in v.sku.service_plans if p.name.upper() in known)
         ) - frozenset(p for v in self.skus.values() for p in v.phone_system_plans)
+        # Per SKU, the Calling Plan service plans it carries (empty for most): read per user, so derived once.
+        self.calling_plan_plans: dict[str, frozenset[str]] = {
+            k: frozenset(p.id for p in v.sku.service_plans) & self.calling_plan_service_plans
+            for k, v in self.skus.items()
+        }
         self.bundles_with_calling_plan: frozenset[str] = frozenset(
-            k for k, v in self.skus.items()
-            if v.kind is None and any(p.id in self.calling_plan_service_plans for p in v.sku.service_plans)
+            k for k, v in self.skus.items() if v.kind is None and self.calling_plan_plans[k]
         )
         # Subscriptions that cannot hand out seats now (Suspended, LockedOut, Deleted): subscription-not-active.
         self.unassignable: frozenset[str] = frozenset(
@@ -255,10 +259,7 @@ class TenantView:
         """Whether the Calling Plan `sku_id` works for `user`: an assignment of it that Graph counts (direct, or from
         a group not in error) with one of its Calling Plan service plans enabled. A copy inherited in error
         (CountViolation, DependencyViolation) or with its plan switched off (disabledPlans) gives nothing."""
-        info = self.skus.get(sku_id)
-        plans = (
-            frozenset(p.id for p in info.sku.service_plans) & self.calling_plan_service_plans if info else frozenset()
-        )
+        plans = self.calling_plan_plans.get(sku_id, frozenset())
         for a in user.assignments:
             if a.sku_id == sku_id and a.state not in INACTIVE_STATES and (not plans or plans - set(a.disabled_plans)):
                 return True
@@ -273,8 +274,7 @@ class TenantView:
         for a in user.assignments:
             if a.sku_id not in self.bundles_with_calling_plan or a.state in INACTIVE_STATES:
                 continue
-            plans = frozenset(p.id for p in self.skus[a.sku_id].sku.service_plans) & self.calling_plan_service_plans
-            enabled = plans - user.disabled_plans_of(a.sku_id)
+            enabled = self.calling_plan_plans[a.sku_id] - user.disabled_plans_of(a.sku_id)
             if enabled:
                 out[a.sku_id] = out.get(a.sku_id, frozenset()) | enabled
         return out
@@ -288,8 +288,7 @@ class TenantView:
             for k in sku_ids
             if k in self.bundles_with_calling_plan
             and any(
-                p.id in self.calling_plan_service_plans and p.name.upper() in names
-                for p in self.skus[k].sku.service_plans
+                p.id in self.calling_plan_plans[k] and p.name.upper() in names for p in self.skus[k].sku.service_plans
             )
         ]
         return sorted(found, key=lambda i: (i.part, i.sku_id))
