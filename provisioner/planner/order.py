@@ -48,8 +48,22 @@ class Schedule:
     problems: list[tuple[str, int, int, int, list[Step], list[Step]]]
 
 
-def steps_for(t: Target, view: TenantView) -> list[Step]:
-    """The calls of one user, in the order they must run."""
+# A user's calls, as steps_for works them out: (type, add, remove, needs, frees, reason) per call.
+_Recipe = list[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[str, ...], str]]
+
+
+def steps_for(t: Target, view: TenantView, recipes: dict[tuple[object, ...], _Recipe] | None = None) -> list[Step]:
+    """The calls of one user, in the order they must run.
+
+    `recipes` keeps them per Resolver memo key (Target.memo): every user with that key has the same Target, the
+    same licenses and location, hence the same calls."""
+    if recipes is not None and t.memo is not None:
+        recipe = recipes.get(t.memo)
+        if recipe is None:
+            worked = steps_for(t, view)
+            recipes[t.memo] = [(st.type, st.add, st.remove, st.needs, st.frees, st.reason) for st in worked]
+            return worked
+        return [Step(t, *call) for call in recipe]
     user = t.user
     h = view.hold(user)
     act_inh, inh, direct = h.active, h.inherited, h.direct
@@ -109,7 +123,8 @@ def schedule(targets: list[Target], view: TenantView) -> Schedule:
     }
     # Seats assigned beyond the enabled ones: removals pay these off before any seat is free again.
     excess = {sku_id: -info.sku.free for sku_id, info in view.skus.items() if info.sku.free < 0}
-    plans = {t.key: steps_for(t, view) for t in targets if t.changes}
+    recipes: dict[tuple[object, ...], _Recipe] = {}
+    plans = {t.key: steps_for(t, view, recipes) for t in targets if t.changes}
     first = _run(plans, initial, excess)
     if not first.stuck:
         return _result(first, [], initial, [])

@@ -231,6 +231,9 @@ def user_changes(
             got = wishes[k] = declared_text(du)
         return got
 
+    # Targets replayed from one resolution (Target.memo) of users whose assignments Graph shows in no error have
+    # the same before, after and problems: worked out once per memo key (and blocked or not).
+    replayed: dict[tuple[object, ...], tuple[UserState, UserState, tuple[str, ...]]] = {}
     out = []
     for key in sorted(keys):
         user = observed.users[key]
@@ -238,9 +241,22 @@ def user_changes(
         du = declared.get(key)
         if t is None and du is None:
             continue
+        lic = view.by_key.get(key)
+        if t is not None and t.memo is not None and lic is not None and not lic.has_error and view.unique_ids:
+            mk = (t.memo, t.blocked)
+            got = replayed.get(mk)
+            if got is None:
+                direct_before = view.hold(user).direct
+                direct_after = (direct_before - t.remove) | t.add if t.blocked is None else direct_before
+                loc_after = t.location_after if t.blocked is None else user.usage_location
+                got = replayed[mk] = (state(user, direct_before, user.usage_location, lic),
+                                      state(user, frozenset(direct_after), loc_after, lic),
+                                      (t.blocked,) if t.blocked else ())
+            out.append(UserChange(upn=user.upn, user_id=user.id, before=got[0], after=got[1],
+                                  source=str(du.source) if du else None, declared=wish(du), problems=got[2]))
+            continue
         direct_before = view.hold(user).direct
         direct_after, loc_after = direct_before, user.usage_location
-        lic = view.by_key.get(key)
         problems = list(problems_of(view, user)) if lic is None or lic.has_error else []
         if not view.unique_ids:
             lic = None  # hold() may answer another user's holdings: key the states as before
@@ -268,15 +284,21 @@ def user_changes(
 def user_preconditions(view: TenantView, targets: list[Target]) -> tuple[UserPrecondition, ...]:
     """What apply re-checks of each user the plan changes: where they are and every license the plan relied on
     (direct ones with their disabled plans: a suite may give Phone System; and those inherited from groups)."""
+    # Users with the same Licenses (the same assignments) have the same three license tuples: spelled once.
+    spelled: dict[object, tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]] = {}
+
+    def licenses(user: User, key: str) -> tuple[tuple[str, ...], tuple[tuple[str, tuple[str, ...]], ...], tuple[str, ...]]:
+        lic = view.by_key.get(key) if view.unique_ids else None
+        got = spelled.get(lic) if lic is not None else None
+        if got is None:
+            h = view.hold(user)
+            got = (tuple(sorted(h.direct)), tuple(sorted(user.direct_disabled_plans.items())), tuple(sorted(h.active)))
+            if lic is not None:
+                spelled[lic] = got
+        return got
+
     return tuple(
-        UserPrecondition(
-            t.user.id,
-            t.user.upn,
-            t.user.usage_location,
-            tuple(sorted(view.hold(t.user).direct)),
-            tuple(sorted(t.user.direct_disabled_plans.items())),
-            tuple(sorted(view.hold(t.user).active)),
-        )
+        UserPrecondition(t.user.id, t.user.upn, t.user.usage_location, *licenses(t.user, t.key))
         for t in sorted(targets, key=lambda t: t.key)
         if t.changes and t.blocked is None
     )

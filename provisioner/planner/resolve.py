@@ -9,6 +9,7 @@ location). Problems become diagnostics, never raises.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from provisioner.model.desired import DesiredUser, Policy
 from provisioner.model.observed import User
@@ -29,6 +30,9 @@ class Target:
     notes: list[str] = field(default_factory=list)  # reason fragments, display only
     blocked: str | None = None  # set by ordering when no seat order exists for this user
     key: str = ""  # the user's lower-case UPN (set on creation: read often, by sorting and ordering)
+    # Resolver's memo key when every user with that key gets this same Target (replayed): the user's calls are
+    # then the same too, and ordering works them out once per key (order.steps_for).
+    memo: tuple[object, ...] | None = None
 
     def __post_init__(self) -> None:
         self.key = self.user.upn.lower()
@@ -40,6 +44,18 @@ class Target:
     @property
     def changes(self) -> bool:
         return bool(self.add or self.remove or self.location_to is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class _Replay:
+    """A resolution that changed something, as Resolver.declared keeps it for users with the same memo key."""
+
+    location_to: str | None
+    add: frozenset[str]
+    remove: frozenset[str]
+    notes: tuple[str, ...]
+    log: tuple[tuple[Any, ...], ...]  # ("seat", SkuInfo) | ("diag", severity, code, message) | ("warned", sku) |
+    # ("inactive", sku), in the order the resolution did them
 
 
 class Resolver:
@@ -58,6 +74,12 @@ class Resolver:
         # Resolution reads nothing else of a user but its UPN, which only diagnostics carry, so another user
         # with the same key resolves the same way: to nothing (the steady state's many users).
         self._no_ops: set[tuple[object, ...]] = set()
+        # The same for resolutions that change something: the Target's values and what the resolution did
+        # (seats taken, diagnostics, warnings remembered, subscriptions noted), replayed for the next user with
+        # the same key. Not kept when the resolution chose among duplicate SKUs by the seats left (pick()):
+        # that choice depends on earlier users.
+        self._replays: dict[tuple[object, ...], _Replay] = {}
+        self._log: list[tuple[Any, ...]] | None = None  # the effects of the resolution being recorded
         # Counts everything a resolution does besides building its Target (diagnostics, seats taken, warnings
         # remembered, subscriptions noted) or that depends on earlier users: a no-op leaves it unchanged.
         self._effects = 0
@@ -67,6 +89,8 @@ class Resolver:
     def _diag(self, severity: str, code: str, message: str, upn: str | None, source: object) -> None:
         """`source`: a Source (FILE:LINE, made a string only here: most users never need it) or None."""
         self._effects += 1
+        if self._log is not None:
+            self._log.append(("diag", severity, code, message))
         where = str(source) if source is not None else None
         self.diags.append(Diagnostic(severity, code, message, upn, where))  # type: ignore[arg-type]
 
@@ -79,6 +103,8 @@ class Resolver:
         if mark in self._inherited_warned:
             return
         self._inherited_warned.add(mark)
+        if self._log is not None:
+            self._log.append(("warned", sku_id))
         also_direct = sku_id in self.view.hold(user).direct
         self._diag(
             "warning",
@@ -90,6 +116,8 @@ class Resolver:
 
     def _take_seat(self, info: SkuInfo) -> None:
         self._effects += 1
+        if self._log is not None:
+            self._log.append(("seat", info))
         self.view.tentative_free[info.sku_id] = self.view.tentative_free.get(info.sku_id, 0) - 1
 
     # -- declared users ------------------------------------------------------------------------------
@@ -113,11 +141,40 @@ class Resolver:
         )
         if memo in self._no_ops:
             return None
-        effects = self._effects
-        t = self._declared(du, user)
+        known = self._replays.get(memo)
+        if known is not None:
+            return self._replay(known, du, user, memo)
+        effects, seat_reads = self._effects, self.view.seat_reads
+        log: list[tuple[Any, ...]] = []
+        self._log = log
+        try:
+            t = self._declared(du, user)
+        finally:
+            self._log = None
         if (t is None or not t.changes) and self._effects == effects:
             self._no_ops.add(memo)
+        elif t is not None and self.view.seat_reads == seat_reads:
+            t.memo = memo
+            self._replays[memo] = _Replay(t.location_to, frozenset(t.add), frozenset(t.remove), tuple(t.notes),
+                                          tuple(log))
         return t
+
+    def _replay(self, r: _Replay, du: DesiredUser, user: User, memo: tuple[object, ...]) -> Target:
+        """What `_declared(du, user)` would do, from an earlier user with the same memo key: the same effects, in
+        the same order, under this user's UPN and source; the same Target for this user."""
+        src = du.source
+        for effect in r.log:
+            kind = effect[0]
+            if kind == "seat":
+                self._take_seat(effect[1])
+            elif kind == "diag":
+                self._diag(effect[1], effect[2], effect[3], user.upn, src)
+            elif kind == "warned":
+                self._inherited_warned.add((user.upn.lower(), effect[1]))
+            else:  # "inactive"
+                self._effects += 1
+                self.inactive.setdefault(effect[1], []).append((user.upn, str(src) if src is not None else None))
+        return Target(user, du, r.location_to, set(r.add), set(r.remove), list(r.notes), memo=memo)
 
     def _declared(self, du: DesiredUser, user: User) -> Target | None:
         moving = (
@@ -367,6 +424,8 @@ class Resolver:
             self._effects += 1
             where = str(src) if src is not None else None
             self.inactive.setdefault(sku_id, []).append((user.upn, where))
+            if self._log is not None:
+                self._log.append(("inactive", sku_id))
         if not dropped.isdisjoint(view.calling_plans):
             # The new Calling Plan cannot be added: keep the one the user has rather than leave them without.
             t.remove -= view.calling_plans

@@ -154,6 +154,7 @@ class TenantView:
         self._by_part: dict[str, tuple[SkuInfo, ...]] = {}
         # Seats handed out by resolution so far, so users spread over duplicate SKUs before one runs out.
         self.tentative_free: dict[str, int] = {k: v.sku.free for k, v in self.skus.items()}
+        self.seat_reads = 0  # how many choices pick() made by tentative_free: those depend on earlier users
         # Group display names, when the reader provides them (Observed.groups); else groups show by id.
         self._holdings: dict[str, Holdings] = {}
         self.groups: dict[str, str] = {
@@ -353,6 +354,7 @@ class TenantView:
             if c.sku_id in held:
                 return c
         if len(candidates) > 1:
+            self.seat_reads += 1  # the choice depends on the seats earlier users took (Resolver's memo)
             for c in candidates:
                 if c.sku.capability_status in ASSIGNABLE and self.tentative_free.get(c.sku_id, 0) > 0:
                     return c

@@ -138,6 +138,85 @@ def test_memo_of_unchanged_users_changes_no_plan(
             assert not fast.actions and not fast.diagnostics  # the steady state plans nothing
 
 
+def _awkward_tenant(n: int, seed: int) -> Observed:
+    """The synthetic tenant made harder to resolve: Domestic Calling Plan 4 seats short of running out and a second
+    subscription of it (another skuId, 3 seats: pick() chooses between the two by the seats earlier users took), International suspended (its adds
+    are dropped and noted), and the group-licensed users (inherited-license warnings)."""
+    state = demo.synthetic_state(n, seed)
+    for sku in state["subscribedSkus"]:
+        if sku["skuPartNumber"] == "MCOPSTN2":
+            sku["capabilityStatus"] = "Suspended"
+    dom = next(s for s in state["subscribedSkus"] if s["skuPartNumber"] == "MCOPSTN1")
+    held = sum(1 for u in state["users"] for a in u["assignedLicenses"] if a["skuId"] == dom["skuId"])
+    dom["prepaidUnits"] = {**dom["prepaidUnits"], "enabled": held + 4}  # runs out after a few adds
+    state["subscribedSkus"].append({**dom, "skuId": "0b0b0b0b-1111-4222-8333-444455556666",
+                                    "prepaidUnits": {**dom["prepaidUnits"], "enabled": 3}})
+    return observed_from_state(TenantState.from_dict(state))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_replayed_resolutions_change_no_plan(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Users that change resolve once per memo key; the others replay it (Target, seats, diagnostics, warnings,
+    inactive subscriptions) under their own UPN and source. The plan equals resolving everyone in full, and a
+    choice made by the seats left (duplicate SKUs) is never replayed."""
+    observed = _awkward_tenant(2000, seed)
+    users = _perturbed(_steady(observed), seed, 0.4)
+    more = [dataclasses.replace(u, calling_plan="international") for u in users[::7] if u.usage_location == "US"]
+    more += [dataclasses.replace(u, calling_plan="domestic") for u in users[3::11] if u.usage_location == "US"]
+    grouped = sorted(k for k, u in observed.users.items() if any(a.by_group for a in u.assignments))
+    by_key = {u.key: u for u in users}
+    more += [dataclasses.replace(by_key[k], calling_plan="none") for k in grouped[::2] if k in by_key]
+    changed = {u.key: u for u in more}
+    users = tuple(changed.get(u.key, u) for u in users)
+    seat_choices = replayed = 0
+    pick, replay = TenantView.pick, Resolver._replay
+
+    def counting_pick(self: TenantView, candidates: tuple, held: frozenset[str]) -> object:
+        nonlocal seat_choices
+        before = self.seat_reads
+        found = pick(self, candidates, held)
+        seat_choices += self.seat_reads - before
+        return found
+
+    def counting_replay(self: Resolver, *args: object) -> object:
+        nonlocal replayed
+        replayed += 1
+        return replay(self, *args)  # type: ignore[arg-type]
+
+    for policy in (Policy(max_removals=10_000), Policy(unlisted="remove", payg_funding="postUsage")):
+        desired = Desired(users, policy, tenant="contoso.com")
+        with monkeypatch.context() as m:
+            m.setattr(TenantView, "pick", counting_pick)
+            m.setattr(Resolver, "_replay", counting_replay)
+            replayed = 0
+            fast, slow, _ = _plans(desired, observed, monkeypatch)
+        assert fast == slow
+        changing = len({a.user_id for a in fast.actions})
+        assert changing > 200 and replayed > changing / 3, (changing, replayed)  # many were replayed
+        codes = {d.code for d in fast.diagnostics}
+        assert {"inherited-license", "subscription-not-active"} <= codes, codes
+    assert seat_choices > 0  # the duplicate Domestic SKUs made pick() choose by seats
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_user_preconditions_are_each_users_own(seed: int) -> None:
+    """The preconditions apply re-checks are spelled once per set of assignments: each is still that user's own,
+    as written from the user's assignments one by one."""
+    observed = _awkward_tenant(1500, seed)
+    p = plan(Desired(_perturbed(_steady(observed), seed, 0.4), Policy(max_removals=10_000)), observed, CAT)
+    assert len(p.user_preconditions) > 200
+    by_id = {u.id: u for u in observed.users.values()}
+    for pre in p.user_preconditions:
+        u = by_id[pre.user_id]
+        direct = sorted({a.sku_id for a in u.assignments if a.by_group is None})
+        disabled = sorted((a.sku_id, tuple(sorted(a.disabled_plans)))
+                          for a in u.assignments if a.by_group is None and a.disabled_plans)
+        active = sorted({a.sku_id for a in u.assignments if a.by_group and a.state not in ("Error", "Disabled")})
+        assert (pre.upn, pre.usage_location) == (u.upn, u.usage_location)
+        assert (list(pre.direct_sku_ids), list(pre.direct_disabled_plans or ()), list(pre.inherited_sku_ids or ())) \
+            == (direct, disabled, active)
+
+
 def test_memo_is_not_used_when_user_ids_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
     """Graph ids are unique; a snapshot that breaks that still plans as it did, user by user."""
     observed = _tenant(300, 5)
