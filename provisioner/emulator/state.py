@@ -17,6 +17,7 @@ the next load of the state file.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -75,8 +76,15 @@ class Assignment:
     error: str = "None"  # Graph's licenseAssignmentState.error: None, CountViolation, DependencyViolation
 
 
+_STAMP: list[Any] = [0, ""]  # (whole second, its text): a batch of writes stamps the same second many times
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = time.time()
+    second = int(now)
+    if _STAMP[0] != second:
+        _STAMP[:] = [second, datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return str(_STAMP[1])
 
 
 @dataclass
