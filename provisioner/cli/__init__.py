@@ -297,6 +297,11 @@ def emulator_serve(
     retry_after: Annotated[
         int, typer.Option("--retry-after", min=0, help="Seconds in the Retry-After header of injected 429s.")
     ] = 1,
+    lost_reply_rate: Annotated[
+        float,
+        typer.Option("--lost-reply-rate", min=0.0, max=1.0,
+                     help="Share of successful writes whose answer is lost: the write is made, the caller gets a 504."),
+    ] = 0.0,
 ) -> int:
     """Serve the emulated tenant over HTTP until interrupted.
 
@@ -313,6 +318,7 @@ def emulator_serve(
         error_rate=error_rate,
         seed=seed,
         retry_after=retry_after,
+        lost_reply_rate=lost_reply_rate,
     )
 
 

@@ -18,7 +18,7 @@ from provisioner.graph import connect, is_loopback
 from provisioner.graph.connection import open_app
 from provisioner.graph.retry import RetryPolicy
 from provisioner.model.observed import Sku
-from provisioner.model.plan import Action
+from provisioner.model.plan import Action, LicenseRef
 
 
 def voice(skus: tuple[Sku, ...]) -> list[str]:
@@ -52,6 +52,32 @@ def test_served_emulator_with_faults_reads_and_writes(tmp_path: Path) -> None:
     assert got == want
     assert [o.status for o in out] == ["succeeded"] * len(actions)
     assert {u.usage_location for u in after.values()} == {"JP"} and len(after) == len(targets)
+
+
+@pytest.mark.slow
+def test_served_emulator_loses_answers_of_writes_it_made(tmp_path: Path) -> None:
+    """`serve --lost-reply-rate`: a share of the writes are made but answered 504. The writer retries them (a
+    location set again, a Calling Plan removal refused as not held and confirmed by reading the user back): every
+    action succeeds once, and the tenant ends as asked."""
+    path = tmp_path / "t.json"
+    state = TenantState.from_dict(synthetic_state(600, 4))
+    state.save(path)
+    dom = next(s.sku_id for s in state.skus if s.part == "MCOPSTN1")
+    holders = [u for u in state.users if dom in u.licenses and u.usage_location][:20]
+    movers = [u for u in state.users if u.usage_location and u not in holders][:20]
+    actions = [Action(f"a{i}", "setUsageLocation", u.id, u.upn, u.usage_location, "JP") for i, u in enumerate(movers)]
+    actions += [Action(f"r{i}", "assignLicenses", u.id, u.upn, remove=(LicenseRef(dom, "MCOPSTN1"),))
+                for i, u in enumerate(holders)]
+    policy = RetryPolicy(base_delay_s=0.05, max_delay_s=0.2, budget_s=60)
+    with served_emulator(path, "--lost-reply-rate", "0.3", "--seed", "2") as url, \
+            connect(None, graph_url=url, policy=policy) as conn:
+        out = conn.execute(actions, parallelism=2)
+        after = conn.read_users_by_id([u.id for u in movers + holders])
+        stats = httpx.get(url.removesuffix("/v1.0") + "/_emulator/stats", timeout=10).json()
+    assert stats["errors"] >= 5  # 504s over the wire: answers lost after the writes were made
+    assert [o.status for o in out] == ["succeeded"] * len(actions), [o.message for o in out if o.status != "succeeded"]
+    assert {after[u.id].usage_location for u in movers} == {"JP"}
+    assert not any(dom in {a.sku_id for a in after[u.id].assignments if a.by_group is None} for u in holders)
 
 
 @pytest.mark.parametrize(
