@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +27,13 @@ def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None
     from provisioner.catalog import load_catalog
     from provisioner.manifest import load_desired
 
-    if catalog_override is not None:
-        catalog = load_catalog(catalog_override)
-        desired = load_desired([str(p) for p in paths], catalog=catalog, for_plan=True)
-    else:
-        desired = load_desired([str(p) for p in paths], for_plan=True)
-        catalog = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+    with kept_until_exit():
+        if catalog_override is not None:
+            catalog = load_catalog(catalog_override)
+            desired = load_desired([str(p) for p in paths], catalog=catalog, for_plan=True)
+        else:
+            desired = load_desired([str(p) for p in paths], for_plan=True)
+            catalog = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
     for d in desired.deferred:
         print(f"error: {d.source}: {d.code}: {d.message}", file=sys.stderr)
     return desired, catalog
@@ -47,13 +49,30 @@ def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:
     """
     from provisioner.planner import calling_plan_sku_ids, managed_sku_ids
 
-    return conn.read(  # type: ignore[no-any-return]
-        [u.upn for u in desired.users],
-        managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
-        include_all_managed=desired.policy.unlisted == "remove",
-        count_pairs_for=lambda skus: calling_plan_sku_ids(skus, catalog, desired),
-        count_countries=sorted({u.usage_location.upper() for u in desired.users if u.usage_location}),
-    )
+    with kept_until_exit():
+        return conn.read(  # type: ignore[no-any-return]
+            [u.upn for u in desired.users],
+            managed_sku_ids=lambda skus: managed_sku_ids(skus, catalog, desired),
+            include_all_managed=desired.policy.unlisted == "remove",
+            count_pairs_for=lambda skus: calling_plan_sku_ids(skus, catalog, desired),
+            count_countries=sorted({u.usage_location.upper() for u in desired.users if u.usage_location}),
+        )
+
+
+@contextmanager
+def kept_until_exit() -> Iterator[None]:
+    """For what a command builds and keeps until it exits (the manifests, the tenant snapshot): the cyclic
+    collector stays off while it is built, and it is frozen (gc.freeze) before the collector is back on. Else
+    the collector's first pass walks every object just built (all young: ~0.2 s for 100,000 users read) for
+    nothing: the loader and the reader build no reference cycles, and refcounting frees what they drop."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was:
+            gc.enable()
 
 
 def catalog_file(desired: Desired, catalog_override: str | Path | None) -> Path | None:
