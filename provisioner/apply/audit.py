@@ -9,7 +9,6 @@ apply on the disk. Opening never truncates: the log is append-only, across runs.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -17,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
+
+import orjson
 
 from provisioner.errors import ProvisionerError
 
@@ -41,7 +42,9 @@ class AuditLog:
         self.lines_written = 0
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        # compact, keys sorted, UTF-8 as is: what json.dumps(ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        # writes, at a tenth of its cost (a line per change, inside the writer's loop)
+        line = orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode()
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
