@@ -313,6 +313,19 @@ def test_audit_line_is_on_disk_before_the_next_action_starts(tmp_path):
     assert seen == [0, 1, 2, 3]
 
 
+def test_audit_lines_are_compact_sorted_json_in_utf8(tmp_path):
+    """The line format readers may rely on (as `json.dumps(ensure_ascii=False, sort_keys=True, separators=(",",
+    ":"))` writes it): one object per line, keys sorted, no spaces, non-ASCII as is, control characters escaped."""
+    path = tmp_path / "audit.jsonl"
+    record = {"user": {"upn": "zoë@contoso.com", "id": "u"}, "message": 'tab\there\nline \x01 "q" \\ ☃', "attempts": 2,
+              "code": None, "before": {"licenses": ["b", "a"]}}
+    with AuditLog(path) as audit:
+        audit.write(record)
+    raw = path.read_bytes()
+    assert raw == (json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    assert json.loads(raw) == record
+
+
 def test_audit_records_say_who_what_before_after_and_graph_ids(tmp_path):
     path = tmp_path / "audit.jsonl"
     conn = fresh_conn()
