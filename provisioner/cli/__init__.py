@@ -302,6 +302,11 @@ def emulator_serve(
         typer.Option("--lost-reply-rate", min=0.0, max=1.0,
                      help="Share of successful writes whose answer is lost: the write is made, the caller gets a 504."),
     ] = 0.0,
+    rate_limit: Annotated[
+        float,
+        typer.Option("--rate-limit", min=0.0,
+                     help="Requests per second accepted (each $batch sub-request counts); beyond: 429 + Retry-After."),
+    ] = 0.0,
 ) -> int:
     """Serve the emulated tenant over HTTP until interrupted.
 
@@ -319,6 +324,7 @@ def emulator_serve(
         seed=seed,
         retry_after=retry_after,
         lost_reply_rate=lost_reply_rate,
+        rate_limit=rate_limit,
     )
 
 

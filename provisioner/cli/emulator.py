@@ -13,13 +13,13 @@ from provisioner.errors import ProvisionerError
 
 def run(action: str, path: Path, users: int | None = None, seed: int = 0, host: str = "127.0.0.1",
         port: int = 8765, latency_ms: float = 0.0, throttle_rate: float = 0.0, error_rate: float = 0.0,
-        retry_after: int = 1, lost_reply_rate: float = 0.0, debug: bool = False) -> int:
+        retry_after: int = 1, lost_reply_rate: float = 0.0, rate_limit: float = 0.0, debug: bool = False) -> int:
     try:
         if action == "init":
             return _init(Path(path), users, seed)
         if action == "serve":
             return _serve(Path(path), host, port, latency_ms, throttle_rate, error_rate, seed, retry_after,
-                          lost_reply_rate)
+                          lost_reply_rate, rate_limit)
         raise ProvisionerError(f"unknown emulator action {action!r}; use `init` or `serve`.")
     except ProvisionerError as exc:
         if debug:
@@ -50,12 +50,12 @@ def _init(path: Path, users: int | None, seed: int) -> int:
 
 
 def _serve(path: Path, host: str, port: int, latency_ms: float, throttle_rate: float, error_rate: float,
-           seed: int, retry_after: int = 1, lost_reply_rate: float = 0.0) -> int:
+           seed: int, retry_after: int = 1, lost_reply_rate: float = 0.0, rate_limit: float = 0.0) -> int:
     from provisioner.emulator.faults import FaultConfig
     from provisioner.emulator.server import serve
 
     faults = FaultConfig(latency_ms=latency_ms, throttle_rate=throttle_rate, error_rate=error_rate, seed=seed,
-                         retry_after_s=retry_after, lost_reply_rate=lost_reply_rate)
+                         retry_after_s=retry_after, lost_reply_rate=lost_reply_rate, rate_limit=rate_limit)
     try:
         serve(path, host=host, port=port, faults=faults)
     except OSError as exc:

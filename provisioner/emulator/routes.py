@@ -508,7 +508,7 @@ def create_app(state: TenantState, *, faults: FaultConfig | None = None,
             if path.strip("/").lower() == "$batch" and request.method == "POST":
                 emu.stats.batches += 1
                 emu.stats.byRoute["POST /$batch"] = emu.stats.byRoute.get("POST /$batch", 0) + 1
-                fault = emu.faults.decide()
+                fault = emu.faults.decide(counted=False)
                 if fault is not None:
                     reply = error_reply(fault.status, fault.code, fault.message, rid, fault.headers)
                 else:

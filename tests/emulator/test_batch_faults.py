@@ -215,3 +215,35 @@ def test_a_batch_is_fully_sequential_or_fully_parallel(client: Client) -> None:
                   shape([], [], ["1", "2"])):  # a join
         r = client.post("/v1.0/$batch", json=mixed)
         assert error_of(r) == (400, "BadRequest", "Batch should be either fully sequential or fully parallel."), mixed
+
+
+def test_rate_limit_is_a_budget_that_refills() -> None:
+    """`serve --rate-limit R`: R requests a second, with a burst of one second's worth; past it 429 with the
+    whole seconds until a request fits again. Not random: the same load is refused the same way."""
+    from provisioner.emulator.faults import FaultInjector
+
+    now = [100.0]
+    f = FaultInjector(FaultConfig(rate_limit=10), clock=lambda: now[0])
+    assert [f.decide() for _ in range(10)] == [None] * 10  # the burst
+    refused = f.decide()
+    assert refused is not None and refused.status == 429 and refused.headers == {"Retry-After": "1"}
+    assert f.decide(counted=False) is None  # a $batch envelope costs nothing: its requests are counted
+    now[0] += 0.5  # half a second: five requests' worth
+    assert [f.decide() is None for _ in range(6)] == [True] * 5 + [False]
+    now[0] += 60  # a long pause refills to the burst, no more
+    assert sum(f.decide() is None for _ in range(15)) == 10
+    slow = FaultInjector(FaultConfig(rate_limit=0.2), clock=lambda: now[0])  # one request per 5 s
+    assert slow.decide() is None
+    late = slow.decide()
+    assert late is not None and late.headers == {"Retry-After": "5"}
+    assert f.rate_limited == 7 and slow.rate_limited == 1
+
+
+def test_rate_limit_throttles_batch_sub_requests_one_by_one() -> None:
+    client = make_client(faults=FaultConfig(rate_limit=5))
+    r = client.post("/v1.0/$batch", json={"requests": [_get(i) for i in range(8)]})
+    assert r.status_code == 200  # the envelope is not refused: its sub-requests are, each on its own
+    statuses = sorted(x["status"] for x in r.json()["responses"])
+    assert statuses == [200] * 5 + [429] * 3
+    throttled = [x for x in r.json()["responses"] if x["status"] == 429]
+    assert all(x["headers"]["Retry-After"] == "1" for x in throttled)

@@ -80,6 +80,30 @@ def test_served_emulator_loses_answers_of_writes_it_made(tmp_path: Path) -> None
     assert not any(dom in {a.sku_id for a in after[u.id].assignments if a.by_group is None} for u in holders)
 
 
+@pytest.mark.slow
+def test_served_emulator_rate_limit_paces_the_writer(tmp_path: Path) -> None:
+    """`serve --rate-limit 40`: 160 writes in 8 `$batch` calls, two in flight, against 40 requests a second. The
+    sub-requests past the budget are answered 429 + Retry-After; the writer waits as told and sends them
+    again, so every action succeeds once, and the run takes at least as long as the budget allows."""
+    import time
+
+    path = tmp_path / "t.json"
+    state = TenantState.from_dict(synthetic_state(400, 6))
+    state.save(path)
+    targets = [u for u in state.users if u.usage_location][:160]
+    actions = [Action(f"a{i}", "setUsageLocation", u.id, u.upn, u.usage_location, "NZ") for i, u in enumerate(targets)]
+    with served_emulator(path, "--rate-limit", "40") as url, connect(None, graph_url=url) as conn:
+        start = time.monotonic()
+        out = conn.execute(actions, parallelism=2)
+        took = time.monotonic() - start
+        after = conn.read_users_by_id([u.id for u in targets])
+        stats = httpx.get(url.removesuffix("/v1.0") + "/_emulator/stats", timeout=10).json()
+    assert stats["throttled"] >= 40, stats  # the budget (a burst of 40) ran out, over the wire
+    assert [o.status for o in out] == ["succeeded"] * len(actions)
+    assert {u.usage_location for u in after.values()} == {"NZ"} and len(after) == len(targets)
+    assert took >= (len(actions) - 40) / 40 - 0.5  # paced by the budget, not by luck
+
+
 @pytest.mark.parametrize(
     ("url", "loop"),
     [
