@@ -125,8 +125,11 @@ class Resolver:
     def declared(self, du: DesiredUser, user: User, licenses: Licenses | None = None) -> Target | None:
         """The user's target; None when nothing managed can differ (the common case in a big tenant, kept cheap).
 
-        With `licenses` (the user's, from TenantView.by_key), a user that resolves like an earlier no-op user
-        is skipped: None, as its Target would have had no changes (its wish already met, in a steady tenant).
+        With `licenses` (the user's, from TenantView.by_key), a user with the same memo key as an earlier one
+        is not resolved again: None when that resolution changed nothing and did nothing (its wish already met,
+        in a steady tenant), else a replay of it (_replay). Neither is kept when the resolution chose among
+        duplicate SKUs by the seats earlier users left. Replays rely on each user being resolved once (the
+        loader keeps the first of a UPN declared twice), as the inherited-license warnings are per user.
         """
         if licenses is None or not self.view.unique_ids:
             return self._declared(du, user)  # not indexed, or user ids repeat (never from Graph): no memo
@@ -151,9 +154,11 @@ class Resolver:
             t = self._declared(du, user)
         finally:
             self._log = None
+        if self.view.seat_reads != seat_reads:
+            return t  # chose among duplicate SKUs by the seats earlier users left: not the same for the next user
         if (t is None or not t.changes) and self._effects == effects:
             self._no_ops.add(memo)
-        elif t is not None and self.view.seat_reads == seat_reads:
+        elif t is not None:
             t.memo = memo
             self._replays[memo] = _Replay(t.location_to, frozenset(t.add), frozenset(t.remove), tuple(t.notes),
                                           tuple(log))

@@ -217,6 +217,37 @@ def test_user_preconditions_are_each_users_own(seed: int) -> None:
             == (direct, disabled, active)
 
 
+def test_a_choice_made_by_the_seats_left_is_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two SKUs offer the Domestic plan; a user whose bundle already gives it changes nothing, but which SKU
+    was weighed depended on the seats left (pick()). Once an earlier user takes the last MCOPSTN1 seat, the
+    next user with the same wish and licenses is offered MCOPSTN_1_GOV, which the bundle does not give: an add.
+    Neither the no-op memo nor the replay may stand in for that resolution."""
+    from provisioner.model.observed import Assignment, ServicePlan, Sku, TenantInfo
+
+    def sp(name: str) -> ServicePlan:
+        return ServicePlan(name.lower() + "-plan", name)
+
+    skus = (
+        Sku("ev", "MCOEV", "Enabled", 10, 1, service_plans=(sp("MCOEV"),)),
+        Sku("dom", "MCOPSTN1", "Enabled", 1, 0, service_plans=(sp("MCOPSTN1"),)),  # one seat left
+        Sku("gov", "MCOPSTN_1_GOV", "Enabled", 5, 0, service_plans=(sp("MCOPSTN1_GOV"),)),
+        Sku("ess", "MCOTEAMS_ESSENTIALS", "Enabled", 5, 2, service_plans=(sp("TEAMS1"), sp("MCOEV"), sp("MCOPSTN1"))),
+    )
+    bundle = (Assignment("ess", None, (), "Active", None),)
+    users = {
+        "a@contoso.com": User("1", "a@contoso.com", None, True, "US", bundle),
+        "b@contoso.com": User("2", "b@contoso.com", None, True, "US", (Assignment("ev", None, (), "Active", None),)),
+        "c@contoso.com": User("3", "c@contoso.com", None, True, "US", bundle),
+    }
+    observed = Observed(TenantInfo("t", "T"), skus, users)
+    desired = Desired(tuple(DesiredUser(k, Source("u.yaml", i + 1), None, "domestic")
+                            for i, k in enumerate(sorted(users))), Policy())
+    fast, slow, _ = _plans(desired, observed, monkeypatch)
+    assert [(a.upn, [r.part_number for r in a.add]) for a in slow.actions] == [
+        ("b@contoso.com", ["MCOPSTN1"]), ("c@contoso.com", ["MCOPSTN_1_GOV"])]
+    assert fast == slow
+
+
 def test_memo_is_not_used_when_user_ids_repeat(monkeypatch: pytest.MonkeyPatch) -> None:
     """Graph ids are unique; a snapshot that breaks that still plans as it did, user by user."""
     observed = _tenant(300, 5)
