@@ -5,6 +5,9 @@ Determinism: every random decision draws exactly three numbers from one random.R
 the order requests reach the emulator, so the same seed and request sequence give the same faults. The rate
 limit is not random: a token bucket on the clock, as Graph throttles a client that sends more than its budget
 (learn.microsoft.com/graph/throttling: each request of a JSON batch is evaluated against the limits on its own).
+The n-th request still gets the n-th random verdict when the limit refuses some, but which requests arrive
+(the retries of refused ones) then depends on the client's timing: with a rate limit that refuses requests,
+a run repeats only as far as that timing does.
 """
 
 from __future__ import annotations
@@ -84,13 +87,15 @@ class FaultInjector:
         """This request's fault (or None). Call once per top-level request and per batch sub-request; a $batch
         envelope passes `counted=False` (the rate limit counts the requests inside it)."""
         c = self.config
+        # Drawn first, whatever the rate limit says: the n-th request to arrive gets the same random verdict.
+        draws = (self._rng.random(), self._rng.random(), self._rng.random()) if c.throttle_rate or c.error_rate else None
         if counted:
             limited = self.over_limit()
             if limited is not None:
                 return limited
-        if not (c.throttle_rate or c.error_rate):
+        if draws is None:
             return None
-        throttle, error, with_retry = self._rng.random(), self._rng.random(), self._rng.random()
+        throttle, error, with_retry = draws
         if throttle < c.throttle_rate:
             # Graph's throttling answer (learn.microsoft.com/graph/throttling): 429 + Retry-After seconds.
             return Fault(429, "TooManyRequests", "Please retry again later.",

@@ -139,7 +139,9 @@ class LocalTenant:
     def _replay(self) -> int:
         """Apply the writes a killed process confirmed but did not save; save them and empty the journal."""
         try:
-            lines = self.journal_path.read_text(encoding="utf-8").splitlines()
+            # Bytes, split on line ends only: a torn last line may end inside a UTF-8 character (that line alone is
+            # skipped), and a name may hold U+2028, which str.splitlines() would split on.
+            lines = self.journal_path.read_bytes().splitlines()
         except FileNotFoundError:
             return 0
         done = 0
@@ -162,7 +164,7 @@ class LocalTenant:
     def _on_write(self, op: tuple[str, str, Any]) -> None:
         if self._journal is None:
             self._journal = self.journal_path.open("a", encoding="utf-8")
-        self._journal.write(orjson.dumps(op).decode() + "\n")  # compact JSON, as json.dumps(separators=(",", ":"))
+        self._journal.write(orjson.dumps(op).decode() + "\n")  # compact JSON; non-ASCII as UTF-8 (see _replay)
         self._journal.flush()  # in the OS's hands: a killed process loses nothing (a crashed machine may)
         self.dirty = True
         self.maybe_save()
@@ -211,11 +213,12 @@ class LocalTenant:
 _FIELDS = {"usageLocation": (str, type(None)), "displayName": (str, type(None)), "accountEnabled": (bool,)}
 
 
-def _journal_op(line: str, state: TenantState) -> tuple[str, Any, dict[str, Any]] | None:
-    """One journal line as (kind, user, value), or None when it is not a write this emulator journalled."""
+def _journal_op(line: bytes, state: TenantState) -> tuple[str, Any, dict[str, Any]] | None:
+    """One journal line as (kind, user, value), or None when it is not a write this emulator journalled (or
+    not all of one: torn, even inside a UTF-8 character)."""
     try:
         kind, user_id, value = json.loads(line)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError):  # UnicodeDecodeError is a ValueError
         return None
     user = state.user_by_id.get(str(user_id).lower()) if isinstance(user_id, str) else None
     if user is None or not isinstance(value, dict):

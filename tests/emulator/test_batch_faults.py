@@ -247,3 +247,21 @@ def test_rate_limit_throttles_batch_sub_requests_one_by_one() -> None:
     assert statuses == [200] * 5 + [429] * 3
     throttled = [x for x in r.json()["responses"] if x["status"] == 429]
     assert all(x["headers"]["Retry-After"] == "1" for x in throttled)
+
+
+def test_random_faults_follow_the_arrival_order_whatever_the_rate_limit_refuses() -> None:
+    """The n-th request gets the n-th random verdict, with or without a rate limit refusing some of them."""
+    from provisioner.emulator.faults import FaultInjector
+
+    now = [0.0]
+    plain = FaultInjector(FaultConfig(throttle_rate=0.2, error_rate=0.2, seed=5))
+    limited = FaultInjector(FaultConfig(throttle_rate=0.2, error_rate=0.2, seed=5, rate_limit=2), clock=lambda: now[0])
+    refused = 0
+    for _ in range(40):
+        now[0] += 0.4  # a little faster than 2 a second: the limit refuses now and then
+        want, got = plain.decide(), limited.decide()
+        if limited.rate_limited > refused:
+            refused = limited.rate_limited
+            continue  # refused by the limit: its random verdict was drawn, and not used
+        assert got == want
+    assert 3 <= refused <= 20, refused

@@ -314,6 +314,29 @@ def test_confirmed_writes_not_saved_yet_survive_a_killed_process(tmp_path: Path,
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tenant.json.lock", "tenant.json"]
 
 
+def test_journal_replay_survives_non_ascii_names_and_a_line_torn_inside_a_character(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Journal lines are UTF-8 as written (names as they are, U+2028 included): a name holding U+2028 is still
+    one line, and a last line torn inside a multi-byte character is skipped alone, as any torn line is."""
+    import provisioner.emulator.local as local
+
+    monkeypatch.setattr(local, "MIN_SAVE_INTERVAL_S", 3600.0)  # no save during the test
+    path = tmp_path / "tenant.json"
+    lt = LocalTenant(path)
+    client = Client(lt.app)
+    name = "Zoë Ångström\u2028(Sales)"
+    assert client.patch("/v1.0/users/sam.new@contoso.com", json={"displayName": name}).status_code == 204
+    assert client.patch("/v1.0/users/sam.new@contoso.com", json={"usageLocation": "SE"}).status_code == 204
+    assert client.patch("/v1.0/users/sam.new@contoso.com", json={"displayName": "Zoë"}).status_code == 204
+    raw = lt.journal_path.read_bytes()
+    assert "Zoë".encode() in raw and raw.count(b"\n") == 3
+    lt.journal_path.write_bytes(raw[: raw.rindex("ë".encode()) + 1])  # the process dies mid-way through "ë"
+    again = LocalTenant(path)
+    sam = again.state.find_user("sam.new@contoso.com")
+    assert again.replayed == 2 and sam is not None
+    assert (sam.display_name, sam.usage_location) == (name, "SE")
+
+
 _HOLDER = """
 import sys, time
 from provisioner.emulator.local import LocalTenant
