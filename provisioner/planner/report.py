@@ -231,30 +231,9 @@ def user_changes(
             got = wishes[k] = declared_text(du)
         return got
 
-    # Targets replayed from one resolution (Target.memo) of users whose assignments Graph shows in no error have
-    # the same before, after and problems: worked out once per memo key (and blocked or not).
-    replayed: dict[tuple[object, ...], tuple[UserState, UserState, tuple[str, ...]]] = {}
-    out = []
-    for key in sorted(keys):
-        user = observed.users[key]
-        t = by_key.get(key)
-        du = declared.get(key)
-        if t is None and du is None:
-            continue
-        lic = view.by_key.get(key)
-        if t is not None and t.memo is not None and lic is not None and not lic.has_error and view.unique_ids:
-            mk = (t.memo, t.blocked)
-            got = replayed.get(mk)
-            if got is None:
-                direct_before = view.hold(user).direct
-                direct_after = (direct_before - t.remove) | t.add if t.blocked is None else direct_before
-                loc_after = t.location_after if t.blocked is None else user.usage_location
-                got = replayed[mk] = (state(user, direct_before, user.usage_location, lic),
-                                      state(user, frozenset(direct_after), loc_after, lic),
-                                      (t.blocked,) if t.blocked else ())
-            out.append(UserChange(upn=user.upn, user_id=user.id, before=got[0], after=got[1],
-                                  source=str(du.source) if du else None, declared=wish(du), problems=got[2]))
-            continue
+    def change(key: str, user: User, t: Target | None, lic: Licenses | None
+               ) -> tuple[UserState, UserState, tuple[str, ...]] | None:
+        """(before, after, problems), or None when the user has nothing to show."""
         direct_before = view.hold(user).direct
         direct_after, loc_after = direct_before, user.usage_location
         problems = list(problems_of(view, user)) if lic is None or lic.has_error else []
@@ -266,18 +245,33 @@ def user_changes(
         elif t is not None and t.blocked:
             problems.append(t.blocked)
         if t is not None and not t.changes and not problems and key not in flagged:
+            return None
+        return (state(user, direct_before, user.usage_location, lic),
+                state(user, frozenset(direct_after), loc_after, lic), tuple(problems))
+
+    # Targets replayed from one resolution (Target.memo) of users whose assignments Graph shows in no error have
+    # the same before, after and problems: worked out once per memo key (and blocked or not).
+    replayed: dict[tuple[object, ...], tuple[UserState, UserState, tuple[str, ...]]] = {}
+    out = []
+    for key in sorted(keys):
+        user = observed.users[key]
+        t = by_key.get(key)
+        du = declared.get(key)
+        if t is None and du is None:
             continue
-        out.append(
-            UserChange(
-                upn=user.upn,
-                user_id=user.id,
-                before=state(user, direct_before, user.usage_location, lic),
-                after=state(user, frozenset(direct_after), loc_after, lic),
-                source=str(du.source) if du else None,
-                declared=wish(du),
-                problems=tuple(problems),
-            )
-        )
+        lic = view.by_key.get(key)
+        mk = None
+        if t is not None and t.memo is not None and lic is not None and not lic.has_error and view.unique_ids:
+            mk = (t.memo, t.blocked)
+        got = replayed.get(mk) if mk is not None else None
+        if got is None:
+            got = change(key, user, t, lic)
+            if got is None:
+                continue
+            if mk is not None:
+                replayed[mk] = got
+        out.append(UserChange(upn=user.upn, user_id=user.id, before=got[0], after=got[1],
+                              source=str(du.source) if du else None, declared=wish(du), problems=got[2]))
     return tuple(out)
 
 
