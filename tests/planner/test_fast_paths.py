@@ -69,18 +69,18 @@ def _perturbed(users: list[DesiredUser], seed: int, share: float) -> tuple[Desir
         if rng.random() < share:
             r = rng.random()
             if r < 0.2:
-                u = dataclasses.replace(u, phone_system=not u.phone_system)
+                u = u._replace(phone_system=not u.phone_system)
             elif r < 0.4:
-                u = dataclasses.replace(u, usage_location=rng.choice(("US", "GB", "DE", "JP", "MX")))
+                u = u._replace(usage_location=rng.choice(("US", "GB", "DE", "JP", "MX")))
             elif r < 0.6:
                 plans = ("none", "domestic", "international", "payg", "sku:MCOPSTN1", "sku:NOPE", "sku:MCOEV")
-                u = dataclasses.replace(u, calling_plan=rng.choice(plans))
+                u = u._replace(calling_plan=rng.choice(plans))
             elif r < 0.7:
-                u = dataclasses.replace(u, communications_credits=not u.communications_credits)
+                u = u._replace(communications_credits=not u.communications_credits)
             elif r < 0.8:
-                u = dataclasses.replace(u, usage_location=None, calling_plan=None)
+                u = u._replace(usage_location=None, calling_plan=None)
             elif r < 0.9:
-                u = dataclasses.replace(u, phone_system=None, communications_credits=None)
+                u = u._replace(phone_system=None, communications_credits=None)
             else:
                 continue  # not declared
         out.append(u)
@@ -161,11 +161,11 @@ def test_replayed_resolutions_change_no_plan(seed: int, monkeypatch: pytest.Monk
     choice made by the seats left (duplicate SKUs) is never replayed."""
     observed = _awkward_tenant(2000, seed)
     users = _perturbed(_steady(observed), seed, 0.4)
-    more = [dataclasses.replace(u, calling_plan="international") for u in users[::7] if u.usage_location == "US"]
-    more += [dataclasses.replace(u, calling_plan="domestic") for u in users[3::11] if u.usage_location == "US"]
+    more = [u._replace(calling_plan="international") for u in users[::7] if u.usage_location == "US"]
+    more += [u._replace(calling_plan="domestic") for u in users[3::11] if u.usage_location == "US"]
     grouped = sorted(k for k, u in observed.users.items() if any(a.by_group for a in u.assignments))
     by_key = {u.key: u for u in users}
-    more += [dataclasses.replace(by_key[k], calling_plan="none") for k in grouped[::2] if k in by_key]
+    more += [by_key[k]._replace(calling_plan="none") for k in grouped[::2] if k in by_key]
     changed = {u.key: u for u in more}
     users = tuple(changed.get(u.key, u) for u in users)
     seat_choices = replayed = 0
@@ -296,7 +296,7 @@ def test_pools_when_every_holder_of_a_plan_in_a_country_gives_it_up() -> None:
     before = _pool_holders(observed)
     (country, sku), n = min(before.items(), key=lambda kv: (kv[1], kv[0]))
     users = [
-        dataclasses.replace(u, calling_plan="none")
+        u._replace(calling_plan="none")
         if (u.usage_location or "", sku) in _holds(observed, u)
         else u
         for u in _steady(observed)
