@@ -19,9 +19,9 @@ def _plans(items: Any) -> tuple[str, ...]:
     return tuple(sorted(_lower(p) for p in items)) if items else ()
 
 
-# Bulk reads build ~100,000 users; these two shortcuts keep that within the cost of parsing the JSON
-# (benchmarks/bench_read.py). Both yield ordinary, equal, hashable frozen dataclass instances.
-# 1. Assignments repeat endlessly (same SKU, direct, Active): one shared instance per distinct value.
+# Bulk reads build ~100,000 users; keeping that within the cost of parsing the JSON (benchmarks/bench_read.py):
+# User and Assignment are NamedTuples (built in C), and assignments, which repeat endlessly (same SKU, direct,
+# Active), are one shared instance per distinct value.
 _ASSIGNMENTS: dict[tuple[Any, ...], Assignment] = {}
 _BY_RAW_STATE: dict[tuple[Any, ...], Assignment] = {}  # licenseAssignmentStates entries as Graph wrote them
 _MAX_SHARED = 50_000
@@ -35,17 +35,6 @@ def _assignment(sku: str, group: str | None, plans: tuple[str, ...], state: Any,
         if len(_ASSIGNMENTS) < _MAX_SHARED:
             _ASSIGNMENTS[key] = a
     return a
-
-
-# 2. A frozen dataclass's __init__ sets each field through object.__setattr__ (slow); filling __dict__
-#    directly is what it amounts to. Guarded by a test that compares with the normal constructor.
-_new = object.__new__
-
-
-def _user(fields: dict[str, Any]) -> User:
-    u = _new(User)
-    u.__dict__.update(fields)
-    return u
 
 
 def user_from_json(d: dict[str, Any]) -> User:
@@ -77,15 +66,13 @@ def user_from_json(d: dict[str, Any]) -> User:
             assignments.append(
                 _assignment(_lower(a.get("skuId")), None, _plans(a.get("disabledPlans")), None, None)
             )
-    return _user(
-        {
-            "id": str(d["id"]),
-            "upn": str(d.get("userPrincipalName") or ""),
-            "display_name": d.get("displayName"),
-            "account_enabled": d.get("accountEnabled"),
-            "usage_location": d.get("usageLocation") or None,
-            "assignments": tuple(assignments),
-        }
+    return User(
+        str(d["id"]),
+        str(d.get("userPrincipalName") or ""),
+        d.get("displayName"),
+        d.get("accountEnabled"),
+        d.get("usageLocation") or None,
+        tuple(assignments),
     )
 
 

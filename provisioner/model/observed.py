@@ -7,6 +7,7 @@ SKU ids and service plan ids are lower-case GUID strings. A user's `assignments`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,12 @@ class Sku:
         return self.enabled - self.consumed
 
 
-@dataclass(frozen=True)
-class Assignment:
-    """One license assignment of a user: direct when `by_group` is None, else inherited from that group id."""
+class Assignment(NamedTuple):
+    """One license assignment of a user: direct when `by_group` is None, else inherited from that group id.
+
+    A NamedTuple, as User: a read builds one User per user (100,000 here), and a tuple of assignments hashes
+    in C, so planning keys its per-shape work by `user.assignments` itself.
+    """
 
     sku_id: str
     by_group: str | None = None
@@ -54,8 +58,9 @@ class Assignment:
     error: str | None = None  # CountViolation | MutuallyExclusiveViolation | ... | None
 
 
-@dataclass(frozen=True)
-class User:
+class User(NamedTuple):
+    """A user as read. Immutable; `_replace` makes a changed copy."""
+
     id: str
     upn: str
     display_name: str | None

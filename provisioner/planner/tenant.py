@@ -89,8 +89,9 @@ class Licenses:
     pooled: frozenset[str]  # Calling Plans the minute pools count: working (gives_calling_plan)
 
 
-# One user's assignments, field by field: equal shapes give equal Licenses.
-_Shape = tuple[tuple[str, "str | None", tuple[str, ...], "str | None", "str | None"], ...]
+# One user's assignments (Assignment is a NamedTuple: hashed and compared in C, field by field): equal shapes
+# give equal Licenses.
+_Shape = tuple[Assignment, ...]
 
 
 class TenantView:
@@ -177,10 +178,9 @@ class TenantView:
 
     def licenses(self, user: User) -> Licenses:
         """The Licenses of this user's assignments (shared with every user holding the same ones)."""
-        shape = tuple([(a.sku_id, a.by_group, a.disabled_plans, a.state, a.error) for a in user.assignments])
-        lic = self._shapes.get(shape)
+        lic = self._shapes.get(user.assignments)
         if lic is None:
-            lic = self._shapes[shape] = self._licenses(user)
+            lic = self._shapes[user.assignments] = self._licenses(user)
         return lic
 
     def _licenses(self, user: User) -> Licenses:
@@ -201,12 +201,9 @@ class TenantView:
         by_id: dict[str, Holdings] = {}
         for key, user in users.items():
             # self.licenses(user), inlined: this loop runs for every user of the tenant
-            shape = tuple(
-                [(a.sku_id, a.by_group, a.disabled_plans, a.state, a.error) for a in user.assignments]
-            )
-            lic = shapes.get(shape)
+            lic = shapes.get(user.assignments)
             if lic is None:
-                lic = shapes[shape] = self._licenses(user)
+                lic = shapes[user.assignments] = self._licenses(user)
             by_key[key] = lic
             by_id[user.id] = lic.holdings
             if lic.pooled:

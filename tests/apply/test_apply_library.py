@@ -176,7 +176,7 @@ def test_a_service_plan_disabled_in_a_direct_license_since_the_plan_is_named():
     conn = fresh_conn()
     conn.skus = (*conn.skus[:3], replace(sku(E3, 10, 5), service_plans=(ServicePlan(MCOEV_PLAN, "MCOEV"),)))
     assert check_stale(plan, conn) == []
-    conn.users[uid("alice")] = replace(user("alice", None), assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
+    conn.users[uid("alice")] = user("alice", None)._replace(assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
     assert check_stale(plan, conn) == [
         "user alice@contoso.com: service plans of directly assigned ENTERPRISEPACK changed (now disabled: MCOEV)"
     ]
@@ -192,19 +192,19 @@ def test_a_license_inherited_from_a_group_gained_or_lost_since_the_plan_is_named
     conn = fresh_conn(("alice",))
     group = "9f0e0c3a-0000-4000-8000-000000000001"
     with_group = (Assignment(E3.sku_id), Assignment(EV.sku_id, group, (), "Active"))
-    conn.users[uid("alice")] = replace(user("alice", None), assignments=with_group)
+    conn.users[uid("alice")] = user("alice", None)._replace(assignments=with_group)
     assert check_stale(plan, conn) == []
     conn.users[uid("alice")] = user("alice", None)  # left the group
     assert check_stale(plan, conn) == ["user alice@contoso.com: licenses inherited from groups changed (−MCOEV)"]
     # a group assignment in Error gives nothing, as in planning
     in_error = (Assignment(E3.sku_id), Assignment(EV.sku_id, group, (), "Error", "CountViolation"))
-    conn.users[uid("alice")] = replace(user("alice", None), assignments=in_error)
+    conn.users[uid("alice")] = user("alice", None)._replace(assignments=in_error)
     assert check_stale(plan, conn) == ["user alice@contoso.com: licenses inherited from groups changed (−MCOEV)"]
 
 
 def test_plans_saved_before_disabled_plans_were_recorded_are_not_called_stale_for_them():
     conn = fresh_conn(("alice",))
-    conn.users[uid("alice")] = replace(user("alice", None), assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
+    conn.users[uid("alice")] = user("alice", None)._replace(assignments=(Assignment(E3.sku_id, None, (MCOEV_PLAN,)),))
     old = onboarding_plan(["alice"])
     assert old.user_preconditions[0].direct_disabled_plans is None
     assert check_stale(old, conn) == []

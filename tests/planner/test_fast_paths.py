@@ -254,7 +254,7 @@ def test_memo_is_not_used_when_user_ids_repeat(monkeypatch: pytest.MonkeyPatch) 
     keys = sorted(observed.users)
     users = dict(observed.users)
     for a, b in zip(keys[::2], keys[1::2], strict=False):
-        users[b] = dataclasses.replace(users[b], id=users[a].id)
+        users[b] = users[b]._replace(id=users[a].id)
     observed = dataclasses.replace(observed, users=users)
     desired = Desired(_perturbed(_steady(observed), 5, 0.2), Policy(max_removals=10_000))
     fast, slow, resolved = _plans(desired, observed, monkeypatch)

@@ -5,7 +5,6 @@ emulator's Graph rules and planned again (it must converge to no changes unless 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from typing import Any
 
 import pytest
@@ -233,8 +232,8 @@ def test_phone_system_stays_when_a_group_keeps_a_calling_plan() -> None:
     state = tenant_state(SEATS, [("gus", "US", (E3, EV))], groups={"Dial": (("gus",), (DOM,))})
     obs = observed_from_state(TenantState.from_dict(state))
     gus = obs.users["gus@contoso.com"]
-    active = tuple(dataclasses.replace(a, state="Active", error=None) for a in gus.assignments)
-    obs.users["gus@contoso.com"] = dataclasses.replace(gus, assignments=active)
+    active = tuple(a._replace(state="Active", error=None) for a in gus.assignments)
+    obs.users["gus@contoso.com"] = gus._replace(assignments=active)
     p = plan(desired([{"upn": "gus@contoso.com", "ps": False}]), obs, CAT)
     check_invariants(p, obs)
     assert p.actions == ()
