@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,19 +24,39 @@ def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None
     Loaded for a plan: the problems the contract gives a diagnostic code become the plan's diagnostics (see
     load_desired); each is also printed on stderr here, where every manifest error goes.
     """
-    from provisioner.catalog import load_catalog
-    from provisioner.manifest import load_desired
+    return begin_load_inputs(paths, catalog_override, in_background=False)()
 
+
+def begin_load_inputs(
+    paths: Sequence[str | Path], catalog_override: str | Path | None = None, *, in_background: bool = True
+) -> Callable[[], tuple[Desired, Any]]:
+    """load_inputs in two halves: begin now (big manifests load in a forked child, see manifest/background.py),
+    and the function returned finishes. What the caller does in between (importing the Graph stack) runs
+    beside the load. Whatever happens in the child, the result, messages and errors are load_inputs' own."""
+    from provisioner.catalog import load_catalog
+    from provisioner.manifest import background, load_desired
+
+    names = [str(p) for p in paths]
     with kept_until_exit():
-        if catalog_override is not None:
-            catalog = load_catalog(catalog_override)
-            desired = load_desired([str(p) for p in paths], catalog=catalog, for_plan=True)
-        else:
-            desired = load_desired([str(p) for p in paths], for_plan=True)
-            catalog = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
-    for d in desired.deferred:
-        print(f"error: {d.source}: {d.code}: {d.message}", file=sys.stderr)
-    return desired, catalog
+        catalog = load_catalog(catalog_override) if catalog_override is not None else None
+    pending = None
+    if in_background:
+        load_catalog()  # the built-in catalog, parsed once and cached: parsed before forking, the child has it too
+        pending = background.start(names, catalog)
+
+    def finish() -> tuple[Desired, Any]:
+        with kept_until_exit():
+            desired = pending.result() if pending is not None else None
+            if desired is None:  # not forked, or the child failed: load here, where any problem is reported
+                desired = load_desired(names, catalog=catalog, for_plan=True)
+            cat = catalog
+            if cat is None:
+                cat = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
+        for d in desired.deferred:
+            print(f"error: {d.source}: {d.code}: {d.message}", file=sys.stderr)
+        return desired, cat
+
+    return finish
 
 
 def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:

@@ -28,7 +28,7 @@ def run(
     catalog: Path | None,
     debug: bool,
 ) -> int:
-    from provisioner.pipeline import catalog_file, load_inputs, make_plan, read_tenant
+    from provisioner.pipeline import begin_load_inputs, catalog_file, make_plan, read_tenant
     from provisioner.render import render, render_json
 
     if not tenant and not graph_url:  # a loopback --graph-url (a served emulator) needs no tenant, as in apply
@@ -40,15 +40,18 @@ def run(
                 "A served emulator needs only --graph-url http://127.0.0.1:PORT/v1.0."
             ),
         ).as_usage()
-    desired, cat = load_inputs(paths, catalog)
+    finish_loading = begin_load_inputs(paths, catalog)  # big manifests load in a child process meanwhile
+    # lazy: only commands that talk to a tenant load the Graph stack
+    from provisioner.graph import connect, preload
+
+    preload()
+    desired, cat = finish_loading()
     n_files = len(desired.files)
     print(
         f"read {len(desired.users)} user{'s' if len(desired.users) != 1 else ''} from "
         f"{n_files} manifest{'s' if n_files != 1 else ''}",
         file=sys.stderr,
     )
-
-    from provisioner.graph import connect  # lazy: only commands that talk to a tenant load the Graph stack
 
     with connect(tenant, graph_url=graph_url, auth=auth, debug=debug) as conn:
         observed = read_tenant(conn, desired, cat)

@@ -1,0 +1,134 @@
+"""Load big manifests in a forked child while the parent goes on (importing the Graph stack, ~0.3 s). Impure.
+
+`plan` and `apply PATH...` need the manifests and the Graph SDK; both cost CPU, the SDK's import a fixed
+~0.3 s and a 100,000-user manifest ~0.5 s, and the machine has a second core. So the parent forks a child
+that runs `load_desired` and sends the result back through a pipe, while the parent imports what it needs
+next; then it rebuilds `Desired` (~0.1 s at 100,000 users: the users go as columns, which marshal writes
+and reads in C, where pickling them costs more than loading the file).
+
+Only an accelerator, never a second behaviour: the child reports nothing itself. When it fails in any way
+(a manifest error, a crash, a payload that does not decode), the caller loads in-process, as it always did,
+so every message, exit code and traceback is the in-process one. Forking happens only where it is safe and
+pays: on Linux, in a process with no other thread, for manifests of at least MIN_BYTES.
+"""
+
+from __future__ import annotations
+
+import gc
+import marshal
+import os
+import pickle
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from itertools import repeat
+from operator import itemgetter
+from typing import Any
+
+from provisioner.model.desired import Desired, DesiredUser, Source
+
+# Below this many bytes of manifests, loading takes a few milliseconds: not worth a process.
+MIN_BYTES = 256 * 1024
+
+
+def start(paths: Sequence[str], catalog: Any | None) -> Pending | None:
+    """Fork a child loading `paths` (against `catalog`, else the built-in or a manifest's own, as
+    load_desired(..., for_plan=True) does); None when it is not worth it or not safe here."""
+    if not _can_fork() or _size(paths) < MIN_BYTES:
+        return None
+    r, w = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(r)
+        os.close(w)
+        return None
+    if pid == 0:  # the child: never returns
+        os.close(r)
+        code = 1
+        try:
+            gc.disable()  # builds no cycles, and exits right after
+            data = _encode(_load(paths, catalog))
+            with os.fdopen(w, "wb") as out:
+                out.write(data)
+            code = 0
+        except BaseException:
+            pass  # the parent loads in-process, and reports any problem there
+        finally:
+            os._exit(code)
+    os.close(w)
+    return Pending(pid, r)
+
+
+@dataclass
+class Pending:
+    pid: int
+    fd: int
+    used: bool = False  # the child's Desired was used (not a fallback)
+
+    def result(self) -> Desired | None:
+        """The child's Desired, or None when it failed (the caller then loads in-process)."""
+        try:
+            with os.fdopen(self.fd, "rb") as f:
+                data = f.read()
+        finally:
+            _, status = os.waitpid(self.pid, 0)
+        if status != 0 or not data:
+            return None
+        try:
+            desired = _decode(data)
+        except Exception:
+            return None
+        self.used = True
+        return desired
+
+
+def _can_fork() -> bool:
+    # Linux only: fork without exec is unsafe on macOS (system frameworks), absent on Windows. No thread may
+    # run: a lock another thread holds stays held forever in the child.
+    return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
+
+
+def _size(paths: Sequence[str]) -> int:
+    from provisioner.manifest.loader import find_files
+
+    files, issues = find_files(paths)
+    if issues:
+        return 0  # load in-process: it reports them
+    total = 0
+    for f in files:
+        try:
+            total += os.stat(f).st_size
+        except OSError:
+            return 0
+    return total
+
+
+def _load(paths: Sequence[str], catalog: Any | None) -> Desired:
+    from provisioner.manifest import load_desired
+
+    return load_desired(list(paths), catalog=catalog, for_plan=True)
+
+
+_FIELDS = len(DesiredUser._fields)
+_new = tuple.__new__
+
+
+def _encode(desired: Desired) -> bytes:
+    users = desired.users
+    columns = [list(map(itemgetter(i), users)) for i in range(_FIELDS)]
+    sources = columns[1]
+    columns[1:2] = [list(map(itemgetter(0), sources)), list(map(itemgetter(1), sources))]
+    return pickle.dumps((replace(desired, users=()), marshal.dumps(columns)), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _decode(data: bytes) -> Desired:
+    head, packed = pickle.loads(data)
+    upns, files, lines, *rest = marshal.loads(packed)
+    if not isinstance(head, Desired) or len(rest) != _FIELDS - 2:
+        raise ValueError("not a Desired")
+    # NamedTuples built by tuple.__new__ in C (their own __new__ is Python): half the time, the same objects
+    sources = map(_new, repeat(Source), zip(files, lines, strict=True))
+    return replace(head, users=tuple(map(_new, repeat(DesiredUser), zip(upns, sources, *rest, strict=True))))
+
