@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from provisioner.errors import PlanError
 from provisioner.model.plan import Plan
 
@@ -134,7 +136,11 @@ def _json_object(path: Path) -> dict[str, Any] | None:
             # Cheap sniff: YAML manifests do not start with "{"; do not parse them as JSON.
             if not f.read(4096).lstrip().startswith(b"{"):
                 return None
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        data = path.read_bytes()
+        try:
+            doc = orjson.loads(data)  # ~5x json's speed: a 10,000-change plan is 14 MB
+        except orjson.JSONDecodeError:
+            doc = json.loads(data.decode("utf-8"))  # what json reads and orjson refuses (NaN, huge integers)
     except (OSError, UnicodeDecodeError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None

@@ -36,8 +36,11 @@ def run(
     catalog: Path | None = None,
     debug: bool = False,
 ) -> int:
-    plan_file = saved_plan_path(paths)
-    saved = load_saved_plan(plan_file) if plan_file else None
+    from provisioner.pipeline import kept_until_exit
+
+    with kept_until_exit():  # kept to the end: out of the cyclic collector's passes during the writes
+        plan_file = saved_plan_path(paths)
+        saved = load_saved_plan(plan_file) if plan_file else None
     saved_catalog = None
     if saved is not None:
         guard(saved, allow_removals)  # refuse before touching the tenant at all
@@ -46,7 +49,8 @@ def run(
     with audit_cm as audit, _connect(tenant, graph_url, auth, debug) as conn:
         if saved is not None:
             plan = saved
-            changes = check_stale(plan, conn, saved_catalog)
+            with kept_until_exit():
+                changes = check_stale(plan, conn, saved_catalog)
             if changes:
                 raise StalePlanError(changes)
         else:

@@ -6,7 +6,9 @@ import io
 import json
 import threading
 from dataclasses import replace
+from pathlib import Path
 
+import orjson
 import pytest
 from apply_fakes import (
     DOM,
@@ -423,3 +425,21 @@ def test_bar_progress_on_a_terminal():
     out = stream.getvalue()
     assert "bob@contoso.com setUsageLocation: failed" in out  # failures are printed above the bar
     assert "alice@contoso.com setUsageLocation: succeeded" not in out  # successes only move the bar
+
+
+def test_a_saved_plan_json_reads_but_orjson_refuses_loads_the_same(tmp_path: Path) -> None:
+    """Saved plans are parsed with orjson, and with json when orjson refuses the text (NaN, huge integers):
+    what json accepted before still loads, and to the same plan."""
+    from provisioner.apply.saved import load_saved_plan, saved_plan_path
+
+    plan = onboarding_plan(["alice", "bob"])
+    text = json.dumps(plan.to_dict(), indent=2)
+    plain, odd = tmp_path / "plain.json", tmp_path / "odd.json"
+    plain.write_text(text)
+    odd.write_text(text.replace("{", '{"note": NaN, "big": 123456789012345678901234567890,', 1))
+    with pytest.raises(orjson.JSONDecodeError):
+        orjson.loads(odd.read_bytes())
+    loaded = [load_saved_plan(p) for p in (saved_plan_path([plain]), saved_plan_path([odd])) if p is not None]
+    assert len(loaded) == 2 and loaded[0] == load_saved_plan(plain) and loaded[0].actions == plan.actions
+    assert replace(loaded[1], extra={}) == loaded[0]  # unknown keys are kept in `extra`
+    assert loaded[1].extra["big"] == 123456789012345678901234567890
