@@ -388,3 +388,13 @@ def test_a_saved_plan_whose_catalog_override_changed_or_is_missing_is_refused(tm
     assert "the plan was made with the catalog override mx.yaml, which is not here" in err and "--catalog" in err
     assert state.read_bytes() == before
     assert main(["apply", str(plan_file), "--tenant", f"emulator:{state}", "--catalog", str(catalog)]) == 0
+
+
+def test_plan_as_json_with_out_saves_exactly_what_it_prints(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`plan --format json --out FILE` renders the plan once: the file holds what stdout shows."""
+    state = copy_tenant(tmp_path)
+    out = tmp_path / "plan.json"
+    rc = main(["plan", str(DEMO / "manifests"), "--tenant", f"emulator:{state}", "--format", "json", "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert rc == 0 and json.loads(printed)["actions"]
+    assert out.read_text(encoding="utf-8") == printed
