@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import gc
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,39 +24,51 @@ def load_inputs(paths: Sequence[str | Path], catalog_override: str | Path | None
     Loaded for a plan: the problems the contract gives a diagnostic code become the plan's diagnostics (see
     load_desired); each is also printed on stderr here, where every manifest error goes.
     """
-    return begin_load_inputs(paths, catalog_override, in_background=False)()
+    return InputsLoading(paths, catalog_override, in_background=False).finish()
 
 
-def begin_load_inputs(
-    paths: Sequence[str | Path], catalog_override: str | Path | None = None, *, in_background: bool = True
-) -> Callable[[], tuple[Desired, Any]]:
-    """load_inputs in two halves: begin now (big manifests load in a forked child, see manifest/background.py),
-    and the function returned finishes. What the caller does in between (importing the Graph stack) runs
-    beside the load. Whatever happens in the child, the result, messages and errors are load_inputs' own."""
-    from provisioner.catalog import load_catalog
-    from provisioner.manifest import background, load_desired
+class InputsLoading:
+    """load_inputs in two halves: begun when made (big manifests load in a forked child, see
+    manifest/background.py), ended by finish(), or by cancel() when the caller gives up. What the caller does
+    in between (importing the Graph stack) runs beside the load. Whatever happens in the child, the result,
+    messages and errors are load_inputs' own."""
 
-    names = [str(p) for p in paths]
-    with kept_until_exit():
-        catalog = load_catalog(catalog_override) if catalog_override is not None else None
-    pending = None
-    if in_background:
-        load_catalog()  # the built-in catalog, parsed once and cached: parsed before forking, the child has it too
-        pending = background.start(names, catalog)
+    def __init__(
+        self, paths: Sequence[str | Path], catalog_override: str | Path | None = None, *, in_background: bool = True
+    ) -> None:
+        from provisioner.catalog import load_catalog
+        from provisioner.manifest import background
 
-    def finish() -> tuple[Desired, Any]:
+        self.names = [str(p) for p in paths]
         with kept_until_exit():
-            desired = pending.result() if pending is not None else None
+            self.catalog = load_catalog(catalog_override) if catalog_override is not None else None
+        self.pending = None
+        if in_background:
+            load_catalog()  # the built-in catalog, parsed once and cached: parsed before forking, the child has it
+            self.pending = background.start(self.names, self.catalog)
+
+    @property
+    def in_background(self) -> bool:
+        return self.pending is not None
+
+    def finish(self) -> tuple[Desired, Any]:
+        from provisioner.catalog import load_catalog
+        from provisioner.manifest import load_desired
+
+        with kept_until_exit():
+            desired = self.pending.result() if self.pending is not None else None
             if desired is None:  # not forked, or the child failed: load here, where any problem is reported
-                desired = load_desired(names, catalog=catalog, for_plan=True)
-            cat = catalog
+                desired = load_desired(self.names, catalog=self.catalog, for_plan=True)
+            cat = self.catalog
             if cat is None:
                 cat = load_catalog(desired.catalog_path) if desired.catalog_path else load_catalog()
         for d in desired.deferred:
             print(f"error: {d.source}: {d.code}: {d.message}", file=sys.stderr)
         return desired, cat
 
-    return finish
+    def cancel(self) -> None:
+        if self.pending is not None:
+            self.pending.cancel()
 
 
 def read_tenant(conn: Any, desired: Desired, catalog: Any) -> Observed:

@@ -28,7 +28,7 @@ def run(
     catalog: Path | None,
     debug: bool,
 ) -> int:
-    from provisioner.pipeline import begin_load_inputs, catalog_file, make_plan, read_tenant
+    from provisioner.pipeline import InputsLoading, catalog_file, make_plan, read_tenant
     from provisioner.render import render, render_json
 
     if not tenant and not graph_url:  # a loopback --graph-url (a served emulator) needs no tenant, as in apply
@@ -40,12 +40,20 @@ def run(
                 "A served emulator needs only --graph-url http://127.0.0.1:PORT/v1.0."
             ),
         ).as_usage()
-    finish_loading = begin_load_inputs(paths, catalog)  # big manifests load in a child process meanwhile
+    loading = InputsLoading(paths, catalog)  # big manifests load in a child process, beside the imports below
     # lazy: only commands that talk to a tenant load the Graph stack
     from provisioner.graph import connect, preload
 
-    preload()
-    desired, cat = finish_loading()
+    if loading.in_background:
+        try:
+            preload()
+        except Exception:
+            loading.finish()  # a manifest problem is reported first, as when the manifests load in-process
+            raise
+        except BaseException:
+            loading.cancel()
+            raise
+    desired, cat = loading.finish()
     n_files = len(desired.files)
     print(
         f"read {len(desired.users)} user{'s' if len(desired.users) != 1 else ''} from "

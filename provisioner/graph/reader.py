@@ -163,13 +163,6 @@ class Reader:
         A fetcher task requests page n+1 while page n is converted; the conversion yields to it every
         CHUNK users, so the request leaves at once and the service works while we parse.
         """
-        if not first.get("@odata.nextLink"):  # one page, as every look-up by 15 ids or UPNs: no fetcher task
-            page = first.get("value") or []
-            for i in range(0, len(page), CHUNK):
-                if i:
-                    await asyncio.sleep(0)
-                sink(page[i : i + CHUNK])
-            return
         headers = EVENTUAL if advanced else None
         pages: asyncio.Queue[list[dict[str, Any]] | BaseException | None] = asyncio.Queue(maxsize=2)
 

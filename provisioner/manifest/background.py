@@ -14,17 +14,19 @@ pays: on Linux, in a process with no other thread, for manifests of at least MIN
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import marshal
 import os
 import pickle
+import signal
 import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from itertools import repeat
 from operator import itemgetter
-from typing import Any
+from typing import Any, NoReturn
 
 from provisioner.model.desired import Desired, DesiredUser, Source
 
@@ -38,27 +40,40 @@ def start(paths: Sequence[str], catalog: Any | None) -> Pending | None:
     if not _can_fork() or _size(paths) < MIN_BYTES:
         return None
     r, w = os.pipe()
+    # Signals wait until the child has its own dispositions: a Ctrl-C landing between fork and the child's
+    # `try` would raise KeyboardInterrupt into the parent's code, running in the child.
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
     try:
         pid = os.fork()
     except OSError:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         os.close(r)
         os.close(w)
         return None
     if pid == 0:  # the child: never returns
-        os.close(r)
-        code = 1
-        try:
-            gc.disable()  # builds no cycles, and exits right after
-            data = _encode(_load(paths, catalog))
-            with os.fdopen(w, "wb") as out:
-                out.write(data)
-            code = 0
-        except BaseException:
-            pass  # the parent loads in-process, and reports any problem there
-        finally:
-            os._exit(code)
+        _child(r, w, paths, catalog, blocked)
+    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     os.close(w)
     return Pending(pid, r)
+
+
+def _child(r: int, w: int, paths: Sequence[str], catalog: Any | None, mask: set[int | signal.Signals]) -> NoReturn:
+    code = 1
+    try:
+        # Ctrl-C (sent to the whole process group) ends the child at once, never as a Python exception that
+        # could run the parent's code; the parent gets its own KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        os.close(r)
+        gc.disable()  # builds no cycles, and exits right after
+        data = _encode(_load(paths, catalog))
+        with os.fdopen(w, "wb") as out:
+            out.write(data)
+        code = 0
+    except BaseException:
+        pass  # the parent loads in-process, and reports any problem there
+    finally:
+        os._exit(code)
 
 
 @dataclass
@@ -66,14 +81,17 @@ class Pending:
     pid: int
     fd: int
     used: bool = False  # the child's Desired was used (not a fallback)
+    done: bool = False  # reaped, and its pipe closed
 
     def result(self) -> Desired | None:
         """The child's Desired, or None when it failed (the caller then loads in-process)."""
         try:
             with os.fdopen(self.fd, "rb") as f:
                 data = f.read()
-        finally:
-            _, status = os.waitpid(self.pid, 0)
+        except BaseException:
+            self.cancel()  # e.g. Ctrl-C sent to this process alone: do not wait for the child to finish
+            raise
+        status = self._reap()
         if status != 0 or not data:
             return None
         try:
@@ -83,11 +101,34 @@ class Pending:
         self.used = True
         return desired
 
+    def cancel(self) -> None:
+        """Stop the child and reap it, its result unread (the caller is leaving, e.g. on an error)."""
+        if self.done:
+            return
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+        self._reap()
+
+    def _reap(self) -> int:
+        self.done = True
+        try:
+            return os.waitpid(self.pid, 0)[1]
+        except ChildProcessError:  # reaped already (SIGCHLD ignored): the payload alone tells
+            return 0
+
 
 def _can_fork() -> bool:
     # Linux only: fork without exec is unsafe on macOS (system frameworks), absent on Windows. No thread may
     # run: a lock another thread holds stays held forever in the child.
-    return sys.platform == "linux" and hasattr(os, "fork") and threading.active_count() == 1
+    # With SIGCHLD ignored the kernel reaps the child itself, and its exit status is lost.
+    return (
+        sys.platform == "linux"
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+        and signal.getsignal(signal.SIGCHLD) is not signal.SIG_IGN
+    )
 
 
 def _size(paths: Sequence[str]) -> int:

@@ -427,19 +427,22 @@ def test_bar_progress_on_a_terminal():
     assert "alice@contoso.com setUsageLocation: succeeded" not in out  # successes only move the bar
 
 
-def test_a_saved_plan_json_reads_but_orjson_refuses_loads_the_same(tmp_path: Path) -> None:
-    """Saved plans are parsed with orjson, and with json when orjson refuses the text (NaN, huge integers):
-    what json accepted before still loads, and to the same plan."""
+def test_a_saved_plan_json_reads_but_orjson_refuses_or_reads_inexactly_loads_as_json_reads_it(tmp_path: Path) -> None:
+    """Saved plans are parsed with orjson, and with json where orjson refuses the text (NaN) or would read it
+    otherwise (it reads integers beyond 64 bits as floats): what loaded before loads the same."""
     from provisioner.apply.saved import load_saved_plan, saved_plan_path
 
     plan = onboarding_plan(["alice", "bob"])
     text = json.dumps(plan.to_dict(), indent=2)
-    plain, odd = tmp_path / "plain.json", tmp_path / "odd.json"
+    plain, nan, big = tmp_path / "plain.json", tmp_path / "nan.json", tmp_path / "big.json"
     plain.write_text(text)
-    odd.write_text(text.replace("{", '{"note": NaN, "big": 123456789012345678901234567890,', 1))
+    nan.write_text(text.replace("{", '{"note": NaN,', 1))
+    big.write_text(text.replace("{", '{"big": 123456789012345678901234567890,', 1))
     with pytest.raises(orjson.JSONDecodeError):
-        orjson.loads(odd.read_bytes())
-    loaded = [load_saved_plan(p) for p in (saved_plan_path([plain]), saved_plan_path([odd])) if p is not None]
-    assert len(loaded) == 2 and loaded[0] == load_saved_plan(plain) and loaded[0].actions == plan.actions
-    assert replace(loaded[1], extra={}) == loaded[0]  # unknown keys are kept in `extra`
-    assert loaded[1].extra["big"] == 123456789012345678901234567890
+        orjson.loads(nan.read_bytes())
+    assert isinstance(orjson.loads(big.read_bytes())["big"], float)  # what orjson alone would give
+    loaded = [load_saved_plan(p) for p in (saved_plan_path([f]) for f in (plain, nan, big)) if p is not None]
+    assert len(loaded) == 3 and loaded[0] == load_saved_plan(plain) and loaded[0].actions == plan.actions
+    assert replace(loaded[1], extra={}) == replace(loaded[2], extra={}) == loaded[0]  # unknown keys: `extra`
+    assert loaded[2].extra["big"] == 123456789012345678901234567890
+    assert type(loaded[2].extra["big"]) is int
