@@ -18,8 +18,8 @@ import orjson
 from provisioner.errors import PlanError
 from provisioner.model.plan import Plan
 
-_PARSED: dict[Path, dict[str, Any]] = {}
-_LONG_NUMBER = re.compile(rb"[0-9]{19,}")  # 19 digits or more: may not fit 64 bits  # saved_plan_path's parse of the plan, for load_saved_plan
+_PARSED: dict[Path, dict[str, Any]] = {}  # saved_plan_path's parse of the plan, for load_saved_plan
+_LONG_NUMBER = re.compile(rb"[0-9]{19,}")  # 19 digits or more: a number that may not fit 64 bits
 
 
 def saved_plan_path(paths: Sequence[Path]) -> Path | None:
