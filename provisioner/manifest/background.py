@@ -24,11 +24,10 @@ import sys
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from itertools import repeat
 from operator import itemgetter
 from typing import Any, NoReturn
 
-from provisioner.model.desired import Desired, DesiredUser, Source
+from provisioner.model.desired import Desired, DesiredUser, desired_users
 
 # Below this many bytes of manifests, loading takes a few milliseconds: not worth a process.
 MIN_BYTES = 256 * 1024
@@ -153,7 +152,6 @@ def _load(paths: Sequence[str], catalog: Any | None) -> Desired:
 
 
 _FIELDS = len(DesiredUser._fields)
-_new = tuple.__new__
 
 
 def _encode(desired: Desired) -> bytes:
@@ -169,6 +167,4 @@ def _decode(data: bytes) -> Desired:
     upns, files, lines, *rest = marshal.loads(packed)
     if not isinstance(head, Desired) or len(rest) != _FIELDS - 2:
         raise ValueError("not a Desired")
-    # NamedTuples built by tuple.__new__ in C (their own __new__ is Python): half the time, the same objects
-    sources = map(_new, repeat(Source), zip(files, lines, strict=True))
-    return replace(head, users=tuple(map(_new, repeat(DesiredUser), zip(upns, sources, *rest, strict=True))))
+    return replace(head, users=tuple(desired_users(upns, files, lines, *rest)))

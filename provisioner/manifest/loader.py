@@ -27,7 +27,7 @@ from provisioner.manifest import fastusers, safeyaml
 from provisioner.manifest.check import DEFAULT_FIELDS, FileManifest, check_file
 from provisioner.manifest.rules import check_user, country_problem, plan_problem
 from provisioner.manifest.suggest import did_you_mean
-from provisioner.model.desired import Desired, DesiredUser, ManifestDiagnostic, Policy, Source
+from provisioner.model.desired import Desired, DesiredUser, ManifestDiagnostic, Policy, Source, desired_users
 
 MANIFEST_SUFFIXES = (".yaml", ".yml")
 # Past this many problems in one file the rest are counted, not listed: one systematic mistake in a
@@ -338,7 +338,7 @@ class _Merger:
             first_seen.update(zip(keys, zip(repeat(path), block.lines, strict=False), strict=True))
             values = list(map(by_shape.__getitem__, map(id, block.shapes)))
             columns = [map(itemgetter(i), values) for i in range(4)]
-            out.extend(zip(keys, map(DesiredUser, block.upns, map(Source, repeat(path), block.lines), *columns), strict=True))
+            out.extend(zip(keys, desired_users(block.upns, repeat(path), block.lines, *columns), strict=True))
             return
         for key, upn, line, shape in zip(keys, block.upns, block.lines, block.shapes, strict=True):
             if key in first_seen:
