@@ -87,6 +87,8 @@ class DesiredUser(NamedTuple):
         return None
 
 
+_new = tuple.__new__
+
 
 def desired_users(
     upns: Iterable[str],
@@ -101,8 +103,6 @@ def desired_users(
     sources = map(_new, repeat(Source), zip(files, lines, strict=False))  # `files` may be an endless repeat()
     return map(_new, repeat(DesiredUser), zip(upns, sources, *fields, strict=True))
 
-
-_new = tuple.__new__
 
 @dataclass(frozen=True)
 class Desired:
