@@ -8,25 +8,22 @@ reads in C, where pickling them costs more than loading the file).
 
 Only an accelerator, never a second behaviour: the child reports nothing itself. When it fails in any way
 (a manifest error, a crash, a payload that does not decode), the caller loads in-process, as it always did,
-so every message, exit code and traceback is the in-process one. Forking happens only where it is safe and
-pays: on Linux, in a process with no other thread, for manifests of at least MIN_BYTES.
+so every message, exit code and traceback is the in-process one. Forking happens only where it is safe
+(provisioner/forked.py) and pays: for manifests of at least MIN_BYTES.
 """
 
 from __future__ import annotations
 
 import contextlib
-import gc
 import marshal
 import os
 import pickle
-import signal
-import sys
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, NoReturn
+from typing import Any
 
+from provisioner import forked
 from provisioner.model.desired import Desired, DesiredUser, desired_users
 
 # Below this many bytes of manifests, loading takes a few milliseconds: not worth a process.
@@ -36,43 +33,22 @@ MIN_BYTES = 256 * 1024
 def start(paths: Sequence[str], catalog: Any | None) -> Pending | None:
     """Fork a child loading `paths` (against `catalog`, else the built-in or a manifest's own, as
     load_desired(..., for_plan=True) does); None when it is not worth it or not safe here."""
-    if not _can_fork() or _size(paths) < MIN_BYTES:
+    if not forked.can_fork() or _size(paths) < MIN_BYTES:
         return None
     r, w = os.pipe()
-    # Signals wait until the child has its own dispositions: a Ctrl-C landing between fork and the child's
-    # `try` would raise KeyboardInterrupt into the parent's code, running in the child.
-    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, signal.valid_signals())
-    try:
-        pid = os.fork()
-    except OSError:
-        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        os.close(r)
-        os.close(w)
-        return None
-    if pid == 0:  # the child: never returns
-        _child(r, w, paths, catalog, blocked)
-    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-    os.close(w)
-    return Pending(pid, r)
 
-
-def _child(r: int, w: int, paths: Sequence[str], catalog: Any | None, mask: set[int | signal.Signals]) -> NoReturn:
-    code = 1
-    try:
-        # Ctrl-C (sent to the whole process group) ends the child at once, never as a Python exception that
-        # could run the parent's code; the parent gets its own KeyboardInterrupt.
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+    def work() -> None:
         os.close(r)
-        gc.disable()  # builds no cycles, and exits right after
         data = _encode(_load(paths, catalog))
         with os.fdopen(w, "wb") as out:
             out.write(data)
-        code = 0
-    except BaseException:
-        pass  # the parent loads in-process, and reports any problem there
-    finally:
-        os._exit(code)
+
+    pid = forked.fork(work)
+    os.close(w)
+    if pid is None:
+        os.close(r)
+        return None
+    return Pending(pid, r)
 
 
 @dataclass
@@ -88,6 +64,7 @@ class Pending:
             with os.fdopen(self.fd, "rb") as f:
                 data = f.read()
         except BaseException:
+            self.fd = -1  # closed by the `with`: its number may be reused by now
             self.cancel()  # e.g. Ctrl-C sent to this process alone: do not wait for the child to finish
             raise
         status = self._reap()
@@ -105,29 +82,13 @@ class Pending:
         if self.done:
             return
         with contextlib.suppress(OSError):
-            os.kill(self.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError):
             os.close(self.fd)
-        self._reap()
+        self.done = True
+        forked.reap(self.pid, kill=True)
 
     def _reap(self) -> int:
         self.done = True
-        try:
-            return os.waitpid(self.pid, 0)[1]
-        except ChildProcessError:  # reaped by someone else (a SIGCHLD handler that waits): the payload tells
-            return 0
-
-
-def _can_fork() -> bool:
-    # Linux only: fork without exec is unsafe on macOS (system frameworks), absent on Windows. No thread may
-    # run: a lock another thread holds stays held forever in the child.
-    # With SIGCHLD ignored the kernel reaps the child itself, and its exit status is lost.
-    return (
-        sys.platform == "linux"
-        and hasattr(os, "fork")
-        and threading.active_count() == 1
-        and signal.getsignal(signal.SIGCHLD) is not signal.SIG_IGN
-    )
+        return forked.reap(self.pid)
 
 
 def _size(paths: Sequence[str]) -> int:
