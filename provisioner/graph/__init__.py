@@ -19,7 +19,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from provisioner.graph.auth import CredentialChoice, select_credential
+from provisioner.graph.lean import skip_httpx_cli
 from provisioner.graph.outcome import ActionOutcome
+
+# The SDK is imported through this package only, so this runs before httpx is first imported: its CLI
+# (click, rich, pygments: ~0.06-0.09 s) is then never loaded (lean.py).
+skip_httpx_cli()
 
 if TYPE_CHECKING:
     from provisioner.graph.connection import TenantConnection, connect, is_loopback
@@ -27,6 +32,8 @@ if TYPE_CHECKING:
 
 def preload() -> None:
     """Import what connect(), reading and planning will (~0.3 s, the SDK mostly), e.g. while manifests load."""
+    import httpcore  # noqa: F401  (httpx imports it only when the client is made: ~0.05 s of connect())
+
     import provisioner.graph.reader
     import provisioner.graph.transport
     import provisioner.planner  # noqa: F401

@@ -18,8 +18,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from provisioner import forked
 from provisioner.errors import GraphError
 from provisioner.graph import failures
+from provisioner.graph import pages as paged
 from provisioner.graph.parse import holds_any, skus_from_json, tenant_from_json, user_from_json
 from provisioner.graph.strategy import (
     BATCH_SIZE,
@@ -261,7 +263,7 @@ class Reader:
                     self.last_choice = choice
                     self.t.log(f"{why}: " + choice.describe())
             if choice.strategy == "scan":
-                await self._scan(users, set(named), managed if complete else frozenset())
+                await self._scan(users, set(named), managed if complete else frozenset(), n_users)
             elif choice.strategy != "counted":
                 try:
                     await self._filtered(users, named, filters)
@@ -275,7 +277,7 @@ class Reader:
                     self.last_choice = choice
                     self.t.log(f"Graph refused a filtered read ({exc.code or 'HTTP 400'}: {exc.graph_message}): "
                                "reading every user instead")
-                    await self._scan(users, set(named), managed if complete else frozenset())
+                    await self._scan(users, set(named), managed if complete else frozenset(), n_users)
             if choice.strategy != "scan":  # a scan reads every holder, waiting ones too (licenseAssignmentStates)
                 await self._waiting_members(users, first["errgroups"], managed)
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
@@ -340,16 +342,31 @@ class Reader:
                 return short
         return dict(sorted(counts.items())), ""
 
-    async def _scan(self, users: dict[str, User], named: set[str], managed: frozenset[str]) -> None:
+    async def _scan(
+        self, users: dict[str, User], named: set[str], managed: frozenset[str], n_users: Any = None
+    ) -> None:
         def sink(page: list[dict[str, Any]]) -> None:
             for d in page:
                 key = str(d.get("userPrincipalName") or "").lower()
-                if key in named or (managed and holds_any(d, managed)):
+                if key in named or (managed and holds_any(d, managed)):  # paged.decode_page keeps the same
                     users[key] = user_from_json(d)
 
-        ri = self.t.client.users.with_url(users_url(self.t.base_url)).to_get_request_information()
-        first = await self.t.get_json(users_url(self.t.base_url), ri=ri)
+        url = users_url(self.t.base_url)
+        if isinstance(n_users, int) and n_users >= paged.MIN_USERS and forked.can_fork():
+            # many pages: a child decodes each while the next is fetched (pages.py); if it fails, read here
+            ri = self.t.client.users.with_url(url).to_get_request_information()
+            first_raw = (await self.t.send("GET", url, ri=ri)).content
+            if await paged.scan_in_child(self._raw, first_raw, named, managed, users):
+                return
+            users.clear()
+            self.t.log("the page-decoding child failed: reading every user again in-process")
+        ri = self.t.client.users.with_url(url).to_get_request_information()
+        first = await self.t.get_json(url, ri=ri)
         await self.follow(first, sink, advanced=False)
+
+    async def _raw(self, url: str) -> bytes:
+        """A page's bytes (follow's GET of a nextLink, unparsed)."""
+        return (await self.t.send("GET", url)).content
 
     async def _filtered(self, users: dict[str, User], named: list[str], filters: list[str]) -> None:
         def sink(page: list[dict[str, Any]]) -> None:
