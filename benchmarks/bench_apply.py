@@ -24,7 +24,7 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import serve, table, verdict  # noqa: E402
+from common import compile_package, serve, table, verdict  # noqa: E402
 
 RATIO_TARGET = 1.3
 
@@ -109,6 +109,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     a = ap.parse_args()
+    compile_package()
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Measured, provision_cmd, run_measured, serve, table, verdict
+from common import Measured, compile_package, provision_cmd, run_measured, serve, table, verdict
 
 # What the reader asks for. Kept in step with provisioner.graph's reader when it exposes its $select.
 DEFAULT_SELECT = "id,userPrincipalName,displayName,accountEnabled,usageLocation,assignedLicenses,licenseAssignmentStates"
@@ -369,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parallelism", type=int, default=4)
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
     a = ap.parse_args(argv)
+    compile_package()
     a.work.mkdir(parents=True, exist_ok=True)
     result: Any
     if a.what == "plan":

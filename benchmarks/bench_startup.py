@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import median_run, provision_cmd, table, verdict
+from common import compile_package, median_run, provision_cmd, table, verdict
 
 STARTUP_TARGET_S = 0.5
 
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=9)
     ap.add_argument("--json", type=Path)
     a = ap.parse_args(argv)
+    compile_package()
     rows = bench_startup(a.runs)
     print(startup_table(rows))
     if a.json:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from common import provision_cmd, run_measured, table  # noqa: E402
+from common import compile_package, provision_cmd, run_measured, table  # noqa: E402
 
 TARGET_S, TARGET_USERS = 3.0, 100_000
 # (usage location, callingPlan) mixes an organisation would have; a few Direct Routing users and leavers.
@@ -93,6 +93,7 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/bench-validate"), help="where manifests are written")
     ap.add_argument("--extra", type=Path, nargs="*", default=[], help="also measure these manifests (files or folders)")
     a = ap.parse_args()
+    compile_package()
     sizes = a.sizes if a.sizes is not None else ([1_000, 10_000] if a.quick else [10_000, 50_000, 100_000])
     rows = []
     for path in a.extra:

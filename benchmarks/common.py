@@ -38,6 +38,18 @@ def provision_cmd() -> list[str]:
     return [sys.executable, "-m", "provisioner"]
 
 
+def compile_package() -> None:
+    """Compile provisioner's modules to bytecode before measuring, as `pip install` does for an installed
+    package. An editable checkout holds only the bytecode earlier runs wrote, and with PYTHONDONTWRITEBYTECODE
+    set (as on this project's machines) every command recompiles each module changed since, in every run."""
+    import compileall
+    import importlib.util
+
+    spec = importlib.util.find_spec("provisioner")
+    for where in (spec.submodule_search_locations or []) if spec is not None else []:
+        compileall.compile_dir(where, quiet=1)
+
+
 @dataclass(frozen=True)
 class Measured:
     """One finished subprocess: wall time, peak RSS (from the kernel's own accounting), exit code, output."""

@@ -25,7 +25,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import bench_e2e  # noqa: E402
 import bench_startup  # noqa: E402
-from common import load_average, machine, table  # noqa: E402
+from common import compile_package, load_average, machine, table  # noqa: E402
 
 SIBLINGS = ("bench_read.py", "bench_plan.py", "bench_apply.py", "bench_validate.py")
 LOADS: list[tuple[str, str, str]] = []
@@ -116,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes: checks the harness, not the targets")
     ap.add_argument("--only", nargs="+", choices=["startup", "plan", "subset", "apply", "siblings"])
     a = ap.parse_args(argv)
+    compile_package()
     a.work.mkdir(parents=True, exist_ok=True)
     sizes = [1_000, 5_000, 10_000] if a.quick else [10_000, 50_000, 100_000]
     subset_tenant = 10_000 if a.quick else 100_000

@@ -53,17 +53,25 @@ def fork(work: Callable[[], object]) -> int | None:
             pass
         finally:
             os._exit(code)
-    signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    try:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)  # a Ctrl-C that came meanwhile is raised here
+    except BaseException:
+        reap(pid, kill=True)  # the caller never learns the pid: stop the child here
+        raise
     return pid
 
 
 def reap(pid: int, *, kill: bool = False) -> int:
     """Wait for the child (killed first when `kill`) and return its wait status; 0 when someone else reaped
-    it (a SIGCHLD handler that waits): the caller judges by what it received."""
-    if kill:
-        with contextlib.suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    it (a SIGCHLD handler that waits): the caller judges by what it received. A child someone else reaped is
+    not sent the signal: its pid may belong to another process by now."""
     try:
+        if kill:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         return os.waitpid(pid, 0)[1]
     except ChildProcessError:
         return 0

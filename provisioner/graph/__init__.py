@@ -11,7 +11,8 @@ the SDK is loaded only when `connect()` is called.
 
 Inside: reader.py / writer.py (async, through transport.py: the SDK's adapter and middleware, raw bytes
 parsed with orjson by parse.py), strategy.py (read cost model), schedule.py (write batches), retry.py
-(the one retry layer), failures.py (errors in plain words). The pure modules import no SDK.
+(the one retry layer), failures.py (errors in plain words), pages.py (a full scan's pages decoded in a
+forked child), lean.py (httpx without its CLI). The pure modules import no SDK.
 """
 
 from __future__ import annotations

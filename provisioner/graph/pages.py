@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import marshal
+import os
 import re
 import socket
 from collections.abc import Callable
@@ -59,7 +60,10 @@ def next_link(raw: bytes) -> str | None:
     m = _LINK.match(raw, at)
     if m is None or raw.find(_KEY, at + 1) >= 0:
         raise Unsure("nextLink not found in the page's bytes alone")
-    link = orjson.loads(m.group(1))
+    try:
+        link = orjson.loads(m.group(1))
+    except orjson.JSONDecodeError:
+        raise Unsure("nextLink not a JSON string") from None
     if not isinstance(link, str) or not link:
         raise Unsure("nextLink not a string")
     return link
@@ -69,7 +73,11 @@ def decode_page(raw: bytes | memoryview, named: set[str] | frozenset[str], manag
     """What the child answers for a page: (True, nextLink as parsed, then the kept users as columns: upns,
     ids, display names, accountEnabled, usage locations, an index into the distinct assignment tuples, and
     those as plain tuples). Raises what parsing or user_from_json raises (the child answers (False,))."""
-    body = orjson.loads(raw)
+    return decode_body(orjson.loads(raw), named, managed)
+
+
+def decode_body(body: Any, named: set[str] | frozenset[str], managed: frozenset[str]) -> tuple[Any, ...]:
+    """decode_page of a page already parsed."""
     link = body.get("@odata.nextLink")
     page = body.get("value") or []
     if not isinstance(page, list):
@@ -142,10 +150,22 @@ def _serve(sock: socket.socket, named: set[str], managed: frozenset[str]) -> Non
             sock.sendall(out)
 
 
-def _here(raw: bytes, named: set[str], managed: frozenset[str]) -> tuple[Any, ...]:
-    """A page decoded by the parent, as the child would answer it."""
+class _ChildGone(Exception):
+    """Sending to the child failed: it has gone."""
+
+
+class _Raised:
+    """What a page's fetch raised, carried as a value: an exception, Ctrl-C above all, raised in a side task
+    would leave the event loop from there, before this read has stopped its child (follow() does the same)."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+def _here(decode: Callable[..., tuple[Any, ...]], page: Any, named: set[str], managed: frozenset[str]) -> tuple[Any, ...]:
+    """A page (its bytes with decode_page, or parsed with decode_body) decoded here, as the child answers."""
     try:
-        return decode_page(raw, named, managed)
+        return decode(page, named, managed)
     except Exception:
         return (False,)
 
@@ -155,22 +175,31 @@ async def scan_in_child(
 ) -> bool:
     """Every page from `first` on, decoded into `users` by a child, or by this process while the child is
     LAG pages behind (the two share the work, whatever each one's speed); `fetch(url)` (a coroutine) gives
-    a page's bytes. Each page's next one is requested before this one is sent or decoded. False when the
-    child could not be used or failed, or a page's parse disagrees with the nextLink followed (`users` then
-    holds part of the read: the caller clears it and reads in-process); what `fetch` raises is raised."""
+    a page's bytes. Each page's next one is requested before this one is sent or decoded. A page whose
+    nextLink its bytes alone do not tell is parsed here, as in-process. False when the child could not be
+    used or failed, or its parse of a page disagrees with the nextLink followed (`users` then holds part of
+    the read: the caller clears it and reads in-process); what `fetch` raises is raised, after the pages
+    before it, as follow() does."""
     mine, theirs = socket.socketpair()
 
     def work() -> None:
         mine.close()  # else the child holds our end open, and never sees the end of what we send
+        _close_all_but(theirs.fileno())
         _serve(theirs, named, managed)
 
-    pid = forked.fork(work)
-    theirs.close()
+    try:
+        pid = forked.fork(work)
+    except BaseException:
+        mine.close()
+        raise
+    finally:
+        theirs.close()
     if pid is None:
         mine.close()
         return False
     writer: asyncio.StreamWriter | None = None
     producer: asyncio.Future[None] | None = None
+    following: asyncio.Future[Any] | None = None
     try:
         reader, writer = await asyncio.open_unix_connection(sock=mine, limit=1 << 22)
         out = writer
@@ -179,43 +208,66 @@ async def scan_in_child(
         pages: asyncio.Queue[tuple[str | None, tuple[Any, ...] | None] | BaseException] = asyncio.Queue()
         behind = 0  # pages sent to the child and not answered yet
 
+        async def fetched(url: str) -> Any:
+            try:
+                return await fetch(url)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:
+                return _Raised(exc)
+
         async def produce() -> None:
-            nonlocal behind
+            nonlocal behind, following
             raw = first
             try:
                 while True:
-                    link = next_link(raw)
-                    following = asyncio.ensure_future(fetch(link)) if link is not None else None
                     try:
-                        if behind >= LAG:
-                            pages.put_nowait((link, _here(raw, named, managed)))
-                        else:
-                            out.write(len(raw).to_bytes(4, "little"))
-                            out.write(raw)
-                            behind += 1  # no drain: the transport sends it as the child reads, while we go on
-                            pages.put_nowait((link, None))
-                        del raw
-                        if following is None:
-                            break
-                        raw = await following
-                    except BaseException:
-                        if following is not None:
-                            following.cancel()
-                        raise
+                        link: str | None = next_link(raw) if raw else None
+                        parsed = None
+                        if not raw:
+                            raise Unsure("no content")
+                    except Unsure:
+                        # parsed here as in-process (Answer.json, then follow()): what that raises is raised
+                        body = orjson.loads(raw) if raw else None
+                        value = body.get("@odata.nextLink")  # type: ignore[union-attr]
+                        link, parsed = (str(value) if value else None), body
+                    following = asyncio.ensure_future(fetched(link)) if link is not None else None
+                    if parsed is not None or behind >= LAG:
+                        await asyncio.sleep(0)  # the next page's request leaves before this one is decoded
+                        answer = (_here(decode_page, raw, named, managed) if parsed is None
+                                  else _here(decode_body, parsed, named, managed))
+                        pages.put_nowait((link, answer))
+                    else:
+                        out.write(len(raw).to_bytes(4, "little"))
+                        out.write(raw)
+                        behind += 1  # no drain: the transport sends it as the child reads, while we go on
+                        pages.put_nowait((link, None))
+                    del raw
+                    if following is None:
+                        break
+                    raw = await following
+                    following = None
+                    if isinstance(raw, _Raised):
+                        raise raw.exc
                 out.write(_END)
-                await out.drain()
+                try:
+                    await out.drain()
+                except ConnectionError as exc:
+                    raise _ChildGone() from exc
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    out.write_eof()
+                raise
             except BaseException as exc:
                 with contextlib.suppress(Exception):
                     out.write_eof()  # the child ends once it has answered what it was sent
                 pages.put_nowait(exc)  # raised by the reading side, after the pages before it
-                if not isinstance(exc, Exception):
-                    raise  # cancelled, or the process is being stopped
 
         producer = asyncio.ensure_future(produce())
         while True:
             item = await pages.get()
             if isinstance(item, BaseException):
-                if isinstance(item, (Unsure, ConnectionError)):  # ConnectionError: writing to a dead child
+                if isinstance(item, _ChildGone):
                     return False
                 raise item
             expected, answer = item
@@ -226,7 +278,7 @@ async def scan_in_child(
                     behind -= 1
                 link = add_page(answer, users)
             except (asyncio.IncompleteReadError, ConnectionError, EOFError, ValueError, TypeError, IndexError):
-                return False  # the child died, or an answer did not decode (or was the child's failure)
+                return False  # the child died, or an answer did not decode (or was a failed page)
             if link != expected:
                 return False
             if link is None:
@@ -234,13 +286,24 @@ async def scan_in_child(
                 return True
     finally:
         forked.reap(pid, kill=True)  # done with it (or giving up on it): it is only ever waiting for a page
-        if producer is not None and not producer.done():
-            producer.cancel()
-            with contextlib.suppress(BaseException):
-                await producer
+        for task in (following, producer):
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
         if writer is None:
             mine.close()
         else:
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+
+def _close_all_but(keep: int) -> None:
+    """In the child: close every inherited descriptor but stdio and `keep`, so that a connection the parent
+    closes meanwhile is closed for real (not held open by the child)."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 2 and fd != keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)

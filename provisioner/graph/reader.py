@@ -4,7 +4,8 @@ Impure (network, through transport.py). Bulk reads are raw JSON parsed with orjs
 Round trips: one `$batch` for organization + subscribedSkus + the directory size, then either a filtered
 read plus UPN look-ups packed 20 to a `$batch`, or one full `$top=999` scan, or (when planning needs only the
 named users) the look-ups plus Calling Plan holder counts per country (strategy.py decides). Users known by
-id, and group names, are read as `id in (...)` look-ups, 300 to a `$batch`.
+id, and group names, are read as `id in (...)` look-ups, 300 to a `$batch`. A full scan of many pages is
+decoded by a forked child while the next pages are fetched (pages.py), in-process otherwise.
 """
 
 from __future__ import annotations

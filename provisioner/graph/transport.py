@@ -30,7 +30,10 @@ from msgraph_core import GraphClientFactory
 from provisioner.errors import AuthError, GraphError, ProvisionerError
 from provisioner.graph import failures
 from provisioner.graph.auth import CredentialChoice, auth_error_from, scrub
+from provisioner.graph.lean import settle
 from provisioner.graph.retry import RetryPolicy, parse_retry_after
+
+settle()  # httpx is imported: its CLI's stand-in (graph/__init__.py) is `httpx._main`, as the real one would be
 
 TIMEOUT = httpx.Timeout(100.0, connect=30.0)  # the SDK's own defaults
 

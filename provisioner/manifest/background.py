@@ -43,8 +43,13 @@ def start(paths: Sequence[str], catalog: Any | None) -> Pending | None:
         with os.fdopen(w, "wb") as out:
             out.write(data)
 
-    pid = forked.fork(work)
-    os.close(w)
+    try:
+        pid = forked.fork(work)
+    except BaseException:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)
     if pid is None:
         os.close(r)
         return None

@@ -33,7 +33,8 @@ TRICKY = 'Quote " back \\ "@odata.nextLink":"https://evil/" \u00e9\u4e2d'
 @pytest.fixture(scope="module")
 def tenant(tmp_path_factory: pytest.TempPathFactory) -> LocalTenant:
     """2,500 users (3 pages), some with disabled plans, no usage location, disabled accounts, no display
-    name, or a display name holding quotes, backslashes and the text of a nextLink."""
+    name, or a display name holding quotes, backslashes and the text of a nextLink (one ending with the
+    key's text, so that its page's nextLink cannot be told from the bytes alone)."""
     state = synthetic_state(2_500, 11)
     for i, u in enumerate(state["users"]):
         if i % 97 == 0 and u["assignedLicenses"]:
@@ -46,6 +47,8 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> LocalTenant:
             u["displayName"] = None
         if i % 109 == 0:
             u["displayName"] = TRICKY
+        if i == 1500:  # its page's bytes alone do not tell its nextLink: that page is parsed by the parent
+            u["displayName"] = 'ends "@odata.nextLink'
     path = tmp_path_factory.mktemp("pages") / "tenant.json"
     TenantState.from_dict(state).save(path)
     return LocalTenant(path)
@@ -139,7 +142,7 @@ def test_a_page_the_child_cannot_decode_reads_again_in_process(
 
     def fails_second(raw: Any, named: Any, managed: Any) -> Any:
         calls.append(1)
-        if b"$skiptoken" in bytes(raw[:400]) and len(calls) >= 2:  # any page but the first
+        if len(calls) >= 2:  # the second page this process (parent or child) decodes from bytes
             raise KeyError("id")
         return real(raw, named, managed)
 
@@ -166,20 +169,73 @@ def test_a_parse_that_disagrees_with_the_link_followed_reads_again_in_process(
     _no_child_left()
 
 
+@pytest.mark.parametrize(
+    "error",
+    [
+        GraphError("Request_UnsupportedQuery: page refused", status=400, method="GET", url="u"),
+        ConnectionResetError(104, "page refused"),  # not mistaken for the child's socket failing
+        KeyboardInterrupt("page refused"),  # Ctrl-C while a page is fetched
+    ],
+    ids=["graph-error", "connection-reset", "ctrl-c"],
+)
 def test_what_fetching_raises_is_raised_and_the_child_is_reaped(
-    tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch
+    tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch, error: BaseException
 ) -> None:
     calls: list[str] = []
 
     async def refused(self: Reader, url: str) -> bytes:
         calls.append(url)
-        raise GraphError("Request_UnsupportedQuery: page refused", status=400, method="GET", url=url)
+        raise error
 
     monkeypatch.setattr(Reader, "_raw", refused)
-    with pytest.raises(GraphError, match="page refused"):
-        _read(tenant)
-    assert children and len(calls) == 1  # not read again in-process: the error is Graph's, not the child's
+    catalog = load_catalog()
+    conn = open_app(tenant.app)
+    try:
+        with pytest.raises(type(error), match="page refused"):
+            conn.read([], lambda skus: managed_sku_ids(skus, catalog), strategy="scan")
+    finally:
+        conn.close()  # and the connection still closes
+    assert children and len(calls) == 1  # not read again in-process: the error is the fetch's, not the child's
     _no_child_left()
+
+
+def test_an_empty_page_fails_as_in_process(tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch) -> None:
+    async def empty(self: Reader, url: str) -> bytes:
+        return b""
+
+    monkeypatch.setattr(Reader, "_raw", empty)
+    with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get'"):  # follow()'s own failure
+        _read(tenant)
+    assert children
+    _no_child_left()
+
+
+def test_ctrl_c_between_fork_and_unblocking_stops_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+    import time
+
+    real = signal.pthread_sigmask
+    calls: list[int] = []
+
+    def mask(how: int, sigs: Any) -> Any:
+        calls.append(how)
+        if len(calls) == 2:  # the parent's unblocking (the child's is its own, after the fork)
+            raise KeyboardInterrupt
+        return real(how, sigs)
+
+    monkeypatch.setattr(forked.signal, "pthread_sigmask", mask)
+    with pytest.raises(KeyboardInterrupt):
+        forked.fork(lambda: time.sleep(60))
+    _no_child_left()
+
+
+def test_a_child_someone_else_reaped_is_not_signalled(monkeypatch: pytest.MonkeyPatch) -> None:
+    pid = forked.fork(lambda: None)
+    assert pid is not None
+    os.waitpid(pid, 0)  # reaped elsewhere (a SIGCHLD handler that waits): the pid may be another process's now
+    sent: list[int] = []
+    monkeypatch.setattr(forked.os, "kill", lambda p, s: sent.append(p))
+    assert forked.reap(pid, kill=True) == 0 and sent == []
 
 
 def test_no_child_while_another_thread_runs(tenant: LocalTenant, children: list[int]) -> None:
@@ -289,14 +345,17 @@ def test_lean_import_skips_the_httpx_cli(tmp_path: Path) -> None:
     import sys
 
     code = (
-        "import sys\n"
+        "import sys, importlib.util\n"
         "import provisioner.graph.reader\n"
         "print(sorted(m for m in ('rich', 'click', 'pygments', 'httpx') if m in sys.modules))\n"
-        "import httpx\n"
+        "import httpx, httpx._main\n"
+        "print(importlib.util.find_spec('httpx._main').origin.endswith('_main.py'), callable(httpx._main.main))\n"
+        "from httpx._main import print_help\n"  # any other name loads the real module
+        "print(sys.modules['httpx._main'] is httpx._main and 'rich' in sys.modules)\n"
         "sys.argv = ['httpx', '--help']\n"
         "httpx.main()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    first, _, rest = out.stdout.partition("\n")
-    assert first == "['httpx']", out.stdout + out.stderr  # the SDK loaded, httpx's CLI not
-    assert out.returncode == 0 and "Usage" in rest, out.stdout + out.stderr  # and httpx.main() still works
+    lines = out.stdout.splitlines()
+    assert lines[:3] == ["['httpx']", "True True", "True"], out.stdout + out.stderr  # the SDK loaded, the CLI not
+    assert out.returncode == 0 and "Usage" in out.stdout, out.stdout + out.stderr  # and httpx.main() still works
