@@ -44,7 +44,8 @@ class InputsLoading:
             self.catalog = load_catalog(catalog_override) if catalog_override is not None else None
         self.pending = None
         if in_background:
-            load_catalog()  # the built-in catalog, parsed once and cached: parsed before forking, the child has it
+            # The child reads the built-in catalog itself and sends it back with the manifests: this process
+            # neither parses it nor imports the YAML reader meanwhile (~0.07 s), and imports the SDK instead.
             self.pending = background.start(self.names, self.catalog)
 
     @property
@@ -53,11 +54,12 @@ class InputsLoading:
 
     def finish(self) -> tuple[Desired, Any]:
         from provisioner.catalog import load_catalog
-        from provisioner.manifest import load_desired
 
         with kept_until_exit():
             desired = self.pending.result() if self.pending is not None else None
             if desired is None:  # not forked, or the child failed: load here, where any problem is reported
+                from provisioner.manifest import load_desired
+
                 desired = load_desired(self.names, catalog=self.catalog, for_plan=True)
             cat = self.catalog
             if cat is None:

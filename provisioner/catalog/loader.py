@@ -66,11 +66,27 @@ def _builtin() -> Catalog:
     return _build(_builtin_doc())
 
 
-@lru_cache(maxsize=1)
+_BUILTIN_DOC: list[dict[str, Any]] = []  # the built-in file checked, as plain data: parsed once
+
+
 def _builtin_doc() -> dict[str, Any]:
-    doc = _File(BUILTIN_PATH)
-    doc.check(override=False)
-    return doc.normalised()
+    if not _BUILTIN_DOC:
+        doc = _File(BUILTIN_PATH)
+        doc.check(override=False)
+        _BUILTIN_DOC.append(doc.normalised())
+    return _BUILTIN_DOC[0]
+
+
+def builtin_doc_if_read() -> dict[str, Any] | None:
+    """The built-in catalog as plain data, if this process has read it (manifest/background.py sends it)."""
+    return _BUILTIN_DOC[0] if _BUILTIN_DOC else None
+
+
+def adopt_builtin_doc(doc: dict[str, Any]) -> None:
+    """Take the built-in catalog as a forked child of this process read it (the same file, by the same
+    code), so that this process does not parse it again (manifest/background.py)."""
+    if not _BUILTIN_DOC:
+        _BUILTIN_DOC.append(doc)
 
 
 class _File:

@@ -7,11 +7,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from provisioner.manifest.dump import dump_manifest
-from provisioner.manifest.loader import MANIFEST_SUFFIXES, find_files, load_desired
 from provisioner.model.desired import API_VERSION, KIND
+
+if TYPE_CHECKING:
+    from provisioner.manifest.dump import dump_manifest
+    from provisioner.manifest.files import MANIFEST_SUFFIXES, find_files
+    from provisioner.manifest.loader import load_desired
+
+# Imported when first used: the loader and the dumper import PyYAML and compile their patterns (~60 ms), which
+# `plan` does without when a forked child loads its manifests (background.py).
+_LAZY = {"dump_manifest": "dump", "MANIFEST_SUFFIXES": "files", "find_files": "files", "load_desired": "loader"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 
 # The schema needs pydantic (about 80 ms to import); loading and validating manifests do not, so it is

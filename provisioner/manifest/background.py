@@ -97,7 +97,7 @@ class Pending:
 
 
 def _size(paths: Sequence[str]) -> int:
-    from provisioner.manifest.loader import find_files
+    from provisioner.manifest.files import find_files
 
     files, issues = find_files(paths)
     if issues:
@@ -121,16 +121,24 @@ _FIELDS = len(DesiredUser._fields)
 
 
 def _encode(desired: Desired) -> bytes:
+    from provisioner.catalog.loader import builtin_doc_if_read
+
     users = desired.users
     columns = [list(map(itemgetter(i), users)) for i in range(_FIELDS)]
     sources = columns[1]
     columns[1:2] = [list(map(itemgetter(0), sources)), list(map(itemgetter(1), sources))]
-    return pickle.dumps((replace(desired, users=()), marshal.dumps(columns)), protocol=pickle.HIGHEST_PROTOCOL)
+    head = (replace(desired, users=()), builtin_doc_if_read())  # the built-in catalog, which the parent needs too
+    return pickle.dumps((head, marshal.dumps(columns)), protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _decode(data: bytes) -> Desired:
-    head, packed = pickle.loads(data)
+    from provisioner.catalog.loader import adopt_builtin_doc
+
+    (head, catalog_doc), packed = pickle.loads(data)
     upns, files, lines, *rest = marshal.loads(packed)
-    if not isinstance(head, Desired) or len(rest) != _FIELDS - 2:
+    if not isinstance(head, Desired) or len(rest) != _FIELDS - 2 or not isinstance(catalog_doc, dict | None):
         raise ValueError("not a Desired")
-    return replace(head, users=tuple(desired_users(upns, files, lines, *rest)))
+    desired = replace(head, users=tuple(desired_users(upns, files, lines, *rest)))
+    if catalog_doc is not None:
+        adopt_builtin_doc(catalog_doc)  # the parent does not parse the file (nor import the YAML reader) again
+    return desired

@@ -25,11 +25,11 @@ from provisioner.catalog import Catalog, load_catalog
 from provisioner.errors import CatalogError, ManifestError, ManifestIssue
 from provisioner.manifest import fastusers, safeyaml
 from provisioner.manifest.check import DEFAULT_FIELDS, FileManifest, check_file
+from provisioner.manifest.files import MANIFEST_SUFFIXES, find_files  # noqa: F401  (re-exported)
 from provisioner.manifest.rules import check_user, country_problem, plan_problem
 from provisioner.manifest.suggest import did_you_mean
 from provisioner.model.desired import Desired, DesiredUser, ManifestDiagnostic, Policy, Source, desired_users
 
-MANIFEST_SUFFIXES = (".yaml", ".yml")
 # Past this many problems in one file the rest are counted, not listed: one systematic mistake in a
 # 100,000-user file should not print 100,000 lines.
 MAX_ISSUES_PER_FILE = 100
@@ -40,31 +40,6 @@ _POLICY_ATTRS = {
     "paygFunding": "payg_funding",
     "phoneSystemSku": "phone_system_sku",
 }
-
-
-def find_files(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[ManifestIssue]]:
-    """The manifest files named by `paths` (files, or folders searched recursively), sorted, no duplicates."""
-    files: dict[str, str] = {}  # resolved -> as displayed
-    issues: list[ManifestIssue] = []
-    for given in paths:
-        p = Path(given)
-        if p.is_dir():
-            found = [
-                f
-                for f in p.rglob("*")
-                if f.suffix.lower() in MANIFEST_SUFFIXES
-                and f.is_file()
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
-            ]
-            if not found:
-                issues.append(ManifestIssue(str(p), 0, "no *.yaml or *.yml manifest in this folder", "check the path"))
-            for f in found:
-                files.setdefault(str(f.resolve()), str(f))
-        elif p.is_file():
-            files.setdefault(str(p.resolve()), str(p))
-        else:
-            issues.append(ManifestIssue(str(p), 0, "no such file or folder", "check the path"))
-    return sorted(files.values()), issues
 
 
 def load_desired(
