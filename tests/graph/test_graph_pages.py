@@ -116,53 +116,48 @@ def test_the_child_reads_what_the_process_reads(
     _no_child_left()
 
 
-def test_a_child_that_dies_reads_again_in_process(
-    tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    real = pages.decode_page
+def _dies_in_child(real: Any) -> Any:
     parent = os.getpid()
 
-    def dies_in_child(raw: Any, named: Any, managed: Any) -> Any:
+    def decode(raw: Any, named: Any, managed: Any) -> Any:
         if os.getpid() != parent:
             os._exit(3)
         return real(raw, named, managed)
 
-    monkeypatch.setattr(pages, "decode_page", dies_in_child)
-    got, _ = _read(tenant)
-    assert children and "reading every user again in-process" in capsys.readouterr().err
-    assert got == _in_process(tenant, monkeypatch)
-    _no_child_left()
+    return decode
 
 
-def test_a_page_the_child_cannot_decode_reads_again_in_process(
-    tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _fails_second(real: Any) -> Any:
     calls: list[int] = []
-    real = pages.decode_page
 
-    def fails_second(raw: Any, named: Any, managed: Any) -> Any:
+    def decode(raw: Any, named: Any, managed: Any) -> Any:
         calls.append(1)
         if len(calls) >= 2:  # the second page this process (parent or child) decodes from bytes
             raise KeyError("id")
         return real(raw, named, managed)
 
-    monkeypatch.setattr(pages, "decode_page", fails_second)
-    got, _ = _read(tenant)
-    assert children and "reading every user again in-process" in capsys.readouterr().err
-    assert got == _in_process(tenant, monkeypatch)
-    _no_child_left()
+    return decode
 
 
-def test_a_parse_that_disagrees_with_the_link_followed_reads_again_in_process(
-    tenant: LocalTenant, children: list[int], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    real = pages.decode_page
-
-    def other_link(raw: Any, named: Any, managed: Any) -> Any:
+def _other_link(real: Any) -> Any:
+    def decode(raw: Any, named: Any, managed: Any) -> Any:
         answer = real(raw, named, managed)
         return (answer[0], "http://localhost/v1.0/users?$skiptoken=other", *answer[2:])
 
-    monkeypatch.setattr(pages, "decode_page", other_link)
+    return decode
+
+
+@pytest.mark.parametrize(
+    "failing", [_dies_in_child, _fails_second, _other_link], ids=["child-dies", "page-not-decoded", "link-disagrees"]
+)
+def test_a_child_that_fails_or_disagrees_reads_again_in_process(
+    tenant: LocalTenant,
+    children: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    failing: Any,
+) -> None:
+    monkeypatch.setattr(pages, "decode_page", failing(pages.decode_page))
     got, _ = _read(tenant)
     assert children and "reading every user again in-process" in capsys.readouterr().err
     assert got == _in_process(tenant, monkeypatch)
