@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 _LAZY = {"dump_manifest": "dump", "MANIFEST_SUFFIXES": "files", "find_files": "files", "load_desired": "loader"}
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+if not TYPE_CHECKING:  # mypy sees the imports above, so a misspelt name is still an error there
+
+    def __getattr__(name: str) -> Any:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{__name__}.{module}"), name)
 
 
 
