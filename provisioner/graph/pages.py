@@ -221,11 +221,11 @@ async def scan_in_child(
             raw = first
             try:
                 while True:
+                    parsed = None
                     try:
-                        link: str | None = next_link(raw) if raw else None
-                        parsed = None
                         if not raw:
                             raise Unsure("no content")
+                        link: str | None = next_link(raw)
                     except Unsure:
                         # parsed here as in-process (Answer.json, then follow()): what that raises is raised
                         body = orjson.loads(raw) if raw else None
