@@ -2,13 +2,19 @@
 
 Not pure: writes a tenant and a manifest under --work, serves the emulator, plans and applies in process
 (through the real Graph writer over loopback). The measured span is the execution of the plan's actions only
-(planning reads are measured elsewhere). The floor is what $batch round trips cost at best:
+(planning reads are measured elsewhere). The floor is the same `$batch` round trips made by a bare loop, as
+the plan's floor is the same pages fetched by one (`floor.py write`, in its own process: the plan's exact
+sub-requests in bodies of 20, the same parallelism, a fresh copy of the same tenant served with the same
+latency). Rounds alternate which goes first; each gets fresh copies.
 
-    floor = $batch round trips × latency ÷ parallelism          target: apply ≤ 1.3 × floor
-    round trips ≤ ceil(sub-requests ÷ 20) + retried sub-requests (from the emulator's stats)
+    target: apply ≤ 1.3 × floor;  round trips ≤ ceil(sub-requests ÷ 20) + retried sub-requests (emulator stats)
+
+Beside it, for reference, the bound that counts latency only: $batch round trips × latency ÷ parallelism.
+No client reaches it here: it counts no time for the service (the emulator's CPU per `$batch`) nor for the
+client, and the bare loop itself takes ~1.3× of it on the 2-CPU machine (README, Performance).
 
     /tmp/venv/bin/python benchmarks/bench_apply.py                       # 10,000 changes, 50 ms, parallelism 4
-    /tmp/venv/bin/python benchmarks/bench_apply.py --changes 2000 --json
+    /tmp/venv/bin/python benchmarks/bench_apply.py --changes 2000 --rounds 1 --json
 """
 
 from __future__ import annotations
@@ -16,6 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -62,12 +71,14 @@ def write_workload(folder: Path, changes: int) -> tuple[Path, Path, str]:
     return state_path, manifest, str(state["tenant"]["id"])
 
 
-def bench(work: Path, changes: int, latency_ms: float, parallelism: int) -> dict[str, Any]:
+def _execute(state_path: Path, manifest: Path, tenant: str, latency_ms: float, parallelism: int,
+             changes: int) -> dict[str, Any]:
+    """Plan, then time the execution of the plan's actions against a served copy of the tenant."""
     from provisioner.apply import execute
     from provisioner.apply.source import plan_from_manifests
     from provisioner.graph import connect
+    from provisioner.graph.schedule import action_request
 
-    state_path, manifest, tenant = write_workload(work, changes)
     with serve(state_path, latency_ms=latency_ms) as srv, connect(tenant, graph_url=srv.url) as conn:
         t0 = time.perf_counter()
         plan = plan_from_manifests([manifest], conn)
@@ -82,22 +93,75 @@ def bench(work: Path, changes: int, latency_ms: float, parallelism: int) -> dict
         leftover = len(plan_from_manifests([manifest], conn).actions)
     batches, subs = int(stats["batches"]), int(stats["subRequests"])
     retries = int(stats["throttled"]) + int(stats["errors"])
-    floor_s = batches * latency_ms / 1000 / parallelism
+    return {"planSeconds": plan_s, "applySeconds": apply_s, "requests": int(stats["requests"]),
+            "batches": batches, "subRequests": subs, "retries": retries,
+            "roundTripBound": math.ceil(subs / 20) + retries, "succeeded": result.totals()["succeeded"],
+            "leftAfter": leftover, "subrequests": [action_request(a) for a in plan.actions]}
+
+
+def _floor(work: Path, state_path: Path, requests: list[dict[str, Any]], latency_ms: float,
+           parallelism: int) -> dict[str, Any]:
+    """`floor.py write` in its own process against a served copy of the tenant: the loop's own time."""
+    reqs = work / "bench-apply-floor-requests.json"
+    reqs.write_text(json.dumps(requests))
+    with serve(state_path, latency_ms=latency_ms) as srv:
+        out = subprocess.run([sys.executable, str(HERE / "floor.py"), "write", srv.url, str(reqs),
+                              "--parallelism", str(parallelism)], capture_output=True, text=True, check=True)
+        stats = srv.stats()
+    return {**json.loads(out.stdout), "statsBatches": int(stats["batches"])}
+
+
+def bench(work: Path, changes: int, latency_ms: float, parallelism: int, rounds: int = 3) -> dict[str, Any]:
+    pristine, manifest, tenant = write_workload(work, changes)
+    tool_copy, floor_copy = work / "bench-apply-tool.json", work / "bench-apply-floor.json"
+    runs: list[dict[str, Any]] = []
+    floors: list[float] = []
+    floor_trips: list[int] = []
+    for k in range(rounds):
+        shutil.copyfile(pristine, tool_copy)
+        shutil.copyfile(pristine, floor_copy)
+        floor_first = k % 2 == 1  # alternate, so a machine slowing down mid-run favours neither side
+        if floor_first:
+            requests = runs[-1]["subrequests"]
+            f = _floor(work, floor_copy, requests, latency_ms, parallelism)
+            floors.append(f["loop_s"])
+            floor_trips.append(f["statsBatches"])
+        run = _execute(tool_copy, manifest, tenant, latency_ms, parallelism, changes)
+        runs.append(run)
+        if not floor_first:
+            f = _floor(work, floor_copy, run["subrequests"], latency_ms, parallelism)
+            floors.append(f["loop_s"])
+            floor_trips.append(f["statsBatches"])
+    applies = [r["applySeconds"] for r in runs]
+    last = runs[-1]
+    apply_s, floor_s = statistics.median(applies), statistics.median(floors)
+    bound_s = last["batches"] * latency_ms / 1000 / parallelism
+    ok_runs = all(r["succeeded"] == changes and r["leftAfter"] == 0 and r["batches"] <= r["roundTripBound"]
+                  for r in runs)
     return {
         "changes": changes,
         "latencyMs": latency_ms,
         "parallelism": parallelism,
-        "planSeconds": round(plan_s, 3),
+        "rounds": rounds,
+        "planSeconds": round(statistics.median(r["planSeconds"] for r in runs), 3),
         "applySeconds": round(apply_s, 3),
+        "applyRuns": [round(x, 3) for x in applies],
         "floorSeconds": round(floor_s, 3),
-        "ratio": round(apply_s / floor_s, 3) if floor_s else None,
-        "requests": int(stats["requests"]),
-        "batches": batches,
-        "subRequests": subs,
-        "retries": retries,
-        "roundTripBound": math.ceil(subs / 20) + retries,
-        "succeeded": result.totals()["succeeded"],
-        "leftAfter": leftover,
+        "floorRuns": [round(x, 3) for x in floors],
+        "ratio": round(apply_s / floor_s, 3),
+        "ratios": [round(a / f, 3) for a, f in zip(applies, floors, strict=True)],
+        "latencyBoundSeconds": round(bound_s, 3),
+        "applyOverBound": round(apply_s / bound_s, 3) if bound_s else None,
+        "floorOverBound": round(floor_s / bound_s, 3) if bound_s else None,
+        "requests": last["requests"],
+        "batches": last["batches"],
+        "floorBatches": max(floor_trips),
+        "subRequests": last["subRequests"],
+        "retries": last["retries"],
+        "roundTripBound": last["roundTripBound"],
+        "succeeded": last["succeeded"],
+        "leftAfter": last["leftAfter"],
+        "allRoundsConverged": ok_runs,
     }
 
 
@@ -106,6 +170,7 @@ def main() -> int:
     ap.add_argument("--changes", type=int, default=10_000)
     ap.add_argument("--latency-ms", type=float, default=50)
     ap.add_argument("--parallelism", type=int, default=4)
+    ap.add_argument("--rounds", type=int, default=3, help="apply and floor runs each, alternating (median)")
     ap.add_argument("--work", type=Path, default=None)
     ap.add_argument("--json", action="store_true", help="print the figures as JSON instead of a table")
     a = ap.parse_args()
@@ -113,56 +178,27 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-apply-") as tmp:
         work = a.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        r = bench(work, a.changes, a.latency_ms, a.parallelism)
-    ok = (
-        r["ratio"] is not None
-        and r["ratio"] <= RATIO_TARGET
-        and r["batches"] <= r["roundTripBound"]
-        and r["succeeded"] == r["changes"]
-        and r["leftAfter"] == 0
-    )
+        r = bench(work, a.changes, a.latency_ms, a.parallelism, max(1, a.rounds))
+    ok = r["ratio"] <= RATIO_TARGET and r["allRoundsConverged"]
     if a.json:
         print(json.dumps({**r, "target": verdict(ok)}, indent=2))
-    else:
-        print(
-            "### apply: 10,000-change target (bench_apply.py)\n" if r["changes"] == 10_000 else "### apply\n"
-        )
-        print(
-            table(
-                [
-                    "changes",
-                    "latency (ms)",
-                    "parallelism",
-                    "apply (s)",
-                    "floor (s)",
-                    "apply / floor",
-                    "$batch round trips",
-                    "≤ ceil(sub/20) + retries",
-                    "succeeded",
-                    "left after",
-                    f"target (≤ {RATIO_TARGET}×)",
-                ],
-                [
-                    [
-                        r["changes"],
-                        r["latencyMs"],
-                        r["parallelism"],
-                        r["applySeconds"],
-                        r["floorSeconds"],
-                        r["ratio"],
-                        r["batches"],
-                        r["roundTripBound"],
-                        r["succeeded"],
-                        r["leftAfter"],
-                        verdict(ok),
-                    ]
-                ],
-            )
-        )
-        print(
-            "\nfloor = $batch round trips × latency ÷ parallelism; apply = executing the plan's actions "
-            f"(planning took {r['planSeconds']} s and is not counted)."
-        )
+        return 0 if ok else 1
+    title = "10,000-change target " if r["changes"] == 10_000 else ""
+    print(f"### apply: {title}(bench_apply.py)\n")
+    print(table(
+        ["changes", "latency (ms)", "parallelism", "apply (s)", "floor: bare loop (s)", "apply / floor",
+         "latency-only bound (s)", "apply / bound", "floor / bound", "$batch round trips", "floor's round trips",
+         "≤ ceil(sub/20) + retries", "succeeded", "left after", f"target (≤ {RATIO_TARGET}× floor)"],
+        [[r["changes"], r["latencyMs"], r["parallelism"], r["applySeconds"], r["floorSeconds"], r["ratio"],
+          r["latencyBoundSeconds"], r["applyOverBound"], r["floorOverBound"], r["batches"], r["floorBatches"], r["roundTripBound"],
+          r["succeeded"], r["leftAfter"], verdict(ok)]]))
+    print(f"\nMedian of {r['rounds']} rounds, apply and floor alternating which goes first, each on a fresh copy "
+          f"of the tenant: apply {r['applyRuns']} s, floor {r['floorRuns']} s, per-round ratios {r['ratios']}. "
+          "apply = executing the plan's actions in process (planning took "
+          f"{r['planSeconds']} s and is not counted); floor = `floor.py write`, a bare httpx loop posting the "
+          "plan's own sub-requests as $batch bodies of 20 with the same parallelism, in its own process. "
+          "latency-only bound = $batch round trips × latency ÷ parallelism, for reference: it counts no time "
+          "for the emulator's work on each $batch nor for any client's.")
     return 0 if ok else 1
 
 
