@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                 "and every `/users` page (`$top=999`, the reader's `$select`), parsing each JSON body, in a fresh "
                 "process. `floor process` is that whole process timed as `plan` is (interpreter start-up and "
                 "`import httpx` included): the like-for-like measure; `floor loop` is the loop alone. "
-                "Median of 3 runs each, plans and floors interleaved. The emulator answers on loopback with no "
+                f"Median of {bench_e2e.PLAN_REPEAT} plans and {bench_e2e.PLAN_REPEAT + 1} floors, interleaved. The emulator answers on loopback with no "
                 "added latency, so both sides are bound by the client's CPU: the hardest case for the ratio. "
                 f"Targets: ≤ {bench_e2e.PLAN_RATIO_TARGET}× the floor; peak RSS ≤ "
                 f"{bench_e2e.PLAN_RSS_TARGET_MB:.0f} MB at 100k.\n\n"
