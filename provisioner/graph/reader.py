@@ -211,7 +211,9 @@ class Reader:
         count_countries: Iterable[str] = (),
     ) -> Observed:
         """The snapshot planning needs (see connection.TenantConnection.read for the parameters)."""
-        named = sorted({u.strip().lower() for u in upns if u and u.strip()})
+        # a set: membership is all a scan needs, and the look-ups sort their own (upn_filters); sorting 100,000
+        # UPNs here held the first request back ~0.04 s
+        named = {k for u in upns if u and (k := u.strip().lower())}
         first = await self.get_many(
             [
                 Get("org", "/organization"),
@@ -264,7 +266,7 @@ class Reader:
                     self.last_choice = choice
                     self.t.log(f"{why}: " + choice.describe())
             if choice.strategy == "scan":
-                await self._scan(users, set(named), managed if complete else frozenset(), n_users)
+                await self._scan(users, named, managed if complete else frozenset(), n_users)
             elif choice.strategy != "counted":
                 try:
                     await self._filtered(users, named, filters)
@@ -278,7 +280,7 @@ class Reader:
                     self.last_choice = choice
                     self.t.log(f"Graph refused a filtered read ({exc.code or 'HTTP 400'}: {exc.graph_message}): "
                                "reading every user instead")
-                    await self._scan(users, set(named), managed if complete else frozenset(), n_users)
+                    await self._scan(users, named, managed if complete else frozenset(), n_users)
             if choice.strategy != "scan":  # a scan reads every holder, waiting ones too (licenseAssignmentStates)
                 await self._waiting_members(users, first["errgroups"], managed)
             ordered = {k: users[k] for k in sorted(users)}  # deterministic order for everything downstream
@@ -288,7 +290,7 @@ class Reader:
         )
 
     async def _counted(
-        self, users: dict[str, User], named: list[str], plans: list[str], declared: list[str]
+        self, users: dict[str, User], named: set[str], plans: list[str], declared: list[str]
     ) -> tuple[dict[tuple[str, str], int] | None, str]:
         """Read the named users into `users`; return holders per (usage location, Calling Plan SKU), and why not.
 
@@ -369,7 +371,7 @@ class Reader:
         """A page's bytes (follow's GET of a nextLink, unparsed)."""
         return (await self.t.send("GET", url)).content
 
-    async def _filtered(self, users: dict[str, User], named: list[str], filters: list[str]) -> None:
+    async def _filtered(self, users: dict[str, User], named: Iterable[str], filters: list[str]) -> None:
         def sink(page: list[dict[str, Any]]) -> None:
             for d in page:
                 u = user_from_json(d)
